@@ -1,0 +1,131 @@
+"""`jaxlab list | run | reproduce | bench | generate`."""
+
+import argparse
+import os
+import pathlib
+import runpy
+import sys
+
+from jaxlab.core.errors import JaxlabError
+
+
+def _init_runtime(args: argparse.Namespace) -> None:
+  """Global JAX settings belong in entry points, never at import time."""
+  import jax
+
+  if getattr(args, "cpu_devices", None):
+    jax.config.update("jax_num_cpu_devices", args.cpu_devices)
+  jax.config.update("jax_threefry_partitionable", True)
+  if getattr(args, "coordinator", None):
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+      coordinator_address=args.coordinator,
+      num_processes=args.num_processes,
+      process_id=args.process_id,
+    )
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+  from jaxlab.core import registry
+
+  quick = registry.quick()
+  for name, mod in registry.table().items():
+    try:
+      desc = registry.get(name).DESCRIPTION
+    except JaxlabError:
+      desc = f"(not in this checkout: {mod})"
+    tag = " [quick]" if name in quick else ""
+    print(f"{name:28s}{desc}{tag}")
+  return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+  import json
+
+  from jaxlab.core import experiment
+
+  result = experiment.run(
+    args.name, smoke=args.smoke, overrides=args.set, out_dir=args.out, resume=args.resume
+  )
+  out = args.out or experiment.default_out(args.name, args.smoke)
+  print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))},
+                   indent=1, default=str))
+  print(f"results in {out}/")
+  return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+  from jaxlab.core import report
+
+  path, failures = report.reproduce(quick=args.quick, only=args.only, out_root=args.out)
+  print(f"wrote {path}" + (f" ({failures} experiment(s) failed)" if failures else ""))
+  return 1 if failures else 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+  root = pathlib.Path(__file__).resolve().parent.parent / "scripts"
+  path = root / f"bench_{args.name}.py"
+  if not path.exists():
+    names = sorted(p.stem[6:] for p in root.glob("bench_*.py"))
+    raise JaxlabError(f"no benchmark {args.name!r}; available: {', '.join(names)}")
+  sys.argv = [str(path), *args.args]
+  runpy.run_path(str(path), run_name="__main__")
+  return 0
+
+
+def _cmd_generate(argv: list[str]) -> int:
+  from jaxlab.models import generate
+
+  return generate.cli_main(argv)
+
+
+def parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="jaxlab", description=__doc__)
+  sub = p.add_subparsers(dest="cmd", required=True)
+  sub.add_parser("list", help="registered experiments")
+  r = sub.add_parser("run", help="run one experiment")
+  r.add_argument("name")
+  r.add_argument("--smoke", action="store_true", help="tiny config, seconds")
+  r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+  r.add_argument("--out", type=pathlib.Path, default=None)
+  r.add_argument("--resume", action="store_true")
+  r.add_argument("--cpu-devices", type=int, default=None,
+                 help="split the CPU into N devices (testing sharding)")
+  r.add_argument("--coordinator", default=None, help="multi-host: host:port of process 0")
+  r.add_argument("--num-processes", type=int, default=None)
+  r.add_argument("--process-id", type=int, default=None)
+  q = sub.add_parser("reproduce", help="run each paper's experiment, write REPORT.md")
+  q.add_argument("--quick", action="store_true")
+  q.add_argument("--only", nargs="+", default=[])
+  q.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/reproduce"))
+  b = sub.add_parser("bench", help="run scripts/bench_NAME.py")
+  b.add_argument("name")
+  b.add_argument("args", nargs=argparse.REMAINDER)
+  sub.add_parser("generate", help="generate text (see `jaxlab generate --help`)",
+                 add_help=False)
+  return p
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  os.environ.setdefault("HF_HUB_OFFLINE", "1")
+  os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+  try:
+    if argv[:1] == ["generate"]:
+      _init_runtime(argparse.Namespace())
+      return _cmd_generate(argv[1:])
+    args = parser().parse_args(argv)
+    _init_runtime(args)
+    fn = {"list": _cmd_list, "run": _cmd_run, "reproduce": _cmd_reproduce,
+          "bench": _cmd_bench}[args.cmd]
+    return fn(args)
+  except JaxlabError as e:
+    print(f"jaxlab: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("jaxlab: interrupted (rerun with --resume to continue)", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,1 @@
+"""Paper-agnostic building blocks: rng, state, steps, sharding, checkpoints, config."""

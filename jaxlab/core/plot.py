@@ -1,0 +1,75 @@
+"""PNG plots written beside results (matplotlib, Agg backend)."""
+
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _plt():
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  return plt
+
+
+def lines(
+  path: pathlib.Path | str,
+  x: Sequence[float] | np.ndarray,
+  ys: Mapping[str, Sequence[float] | np.ndarray],
+  *,
+  xlabel: str = "",
+  ylabel: str = "",
+  title: str = "",
+  bands: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+  logy: bool = False,
+) -> pathlib.Path:
+  """One line per label; ``bands[label] = (lo, hi)`` shades a confidence band."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for label, y in ys.items():
+    (ln,) = ax.plot(x, y, label=label)
+    if bands and label in bands:
+      lo, hi = bands[label]
+      ax.fill_between(x, lo, hi, color=ln.get_color(), alpha=0.2)
+  ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+  if logy:
+    ax.set_yscale("log")
+  ax.grid(alpha=0.3)
+  if len(ys) > 1:
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
+def heatmap(
+  path: pathlib.Path | str,
+  array: np.ndarray,
+  *,
+  xlabel: str = "",
+  ylabel: str = "",
+  title: str = "",
+  cmap: str = "RdBu_r",
+  symmetric: bool = True,
+) -> pathlib.Path:
+  """A 2-D array as an image with a colour bar (symmetric limits by default)."""
+  plt = _plt()
+  array = np.asarray(array, np.float64)
+  fig, ax = plt.subplots(figsize=(6, 5))
+  vmax = float(np.nanmax(np.abs(array))) if symmetric and array.size else None
+  im = ax.imshow(
+    array, aspect="auto", cmap=cmap, interpolation="nearest",
+    vmin=-vmax if vmax else None, vmax=vmax,
+  )
+  fig.colorbar(im, ax=ax)
+  ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
