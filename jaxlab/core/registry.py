@@ -1,21 +1,26 @@
-"""Looks up experiments in the explicit table of `experiments/__init__.py`."""
+"""Looks up experiments in an explicit table: ``EXPERIMENTS`` (name -> module
+path) and ``QUICK`` (name -> smoke flag) of the package named by
+``$JAXLAB_EXPERIMENTS`` (default ``experiments``, this repository's). Research
+code can point it at its own table without touching jaxlab.
+"""
 
 import importlib
+import os
 import types
 
 from jaxlab.core.errors import ConfigError
 
 
-def table() -> dict[str, str]:
-  import experiments
+def _package() -> types.ModuleType:
+  return importlib.import_module(os.environ.get("JAXLAB_EXPERIMENTS", "experiments"))
 
-  return dict(experiments.EXPERIMENTS)
+
+def table() -> dict[str, str]:
+  return dict(_package().EXPERIMENTS)
 
 
 def quick() -> dict[str, bool]:
-  import experiments
-
-  return dict(experiments.QUICK)
+  return dict(_package().QUICK)
 
 
 def get(name: str) -> types.ModuleType:
