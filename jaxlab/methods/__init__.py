@@ -1,0 +1,1 @@
+"""One folder per paper; methods never import each other."""
