@@ -1,0 +1,1 @@
+"""APW (adaptive priority reweighing) experiments: Adult, COMPAS, German, Law school."""

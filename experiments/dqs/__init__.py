@@ -1,0 +1,1 @@
+"""DQS experiments (issue 8)."""

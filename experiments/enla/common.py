@@ -1,0 +1,167 @@
+"""Shared glue of the EnPrompt toy-suite experiments: config, protocol runs, report."""
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from jaxlab.core.metrics import MetricsWriter
+from jaxlab.core.plot import heatmap, lines
+from jaxlab.methods.enla import pretrain, protocols, runner, suite
+from jaxlab.methods.enla.config import METHODS, PromptConfig
+from jaxlab.models.clip import CLIP
+from jaxlab.models.clip_tokenizer import CLIPTokenizer
+
+LABEL = ("small-model offline study (toy analogue, reconstructed EnPrompt) - not the paper's "
+         "ViT-B/16 numbers; pretrained CLIP weights are absent offline")
+# Published base-to-novel averages, 11 datasets, ViT-B/16, 16 shots (spec A.5).
+ANCHORS = {"zero_shot": (69.34, 74.22, 71.70), "coop": (82.69, 63.22, 71.66),
+           "cocoop": (80.47, 71.69, 75.83), "plot": (81.24, 72.98, 76.89)}
+# EnPrompt ablations (spec A.7): label -> PromptConfig overrides.
+ABLATIONS: dict[str, dict[str, Any]] = {
+  "enprompt_no_ot": {"ot_mode": "none"},
+  "enprompt_no_strength": {"strength": "none"},
+  "enprompt_no_enla": {"enla_kind": "none"},
+  "enprompt_uniform_plan": {"ot": {"grad_mode": "uniform"}},
+  "enprompt_ot_logits": {"ot_mode": "logits"},
+  "enprompt_linear_id": {"enla_kind": "linear_id"},
+  "enprompt_extra_block": {"enla_kind": "extra_block"},
+  "enprompt_concat": {"fuse": "concat"},
+  "enprompt_eps0.01": {"ot": {"epsilon": 0.01}},
+  "enprompt_eps0.5": {"ot": {"epsilon": 0.5}},
+  "enprompt_unrolled": {"ot": {"grad_mode": "unrolled", "iterations": 30}},
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+  """Which protocols, datasets and methods to run on which stand-in."""
+  standin: pretrain.StandInConfig = pretrain.QUICK
+  prompt: PromptConfig = PromptConfig(steps=100)
+  methods: tuple[str, ...] = METHODS
+  ablations: tuple[str, ...] = ()
+  seeds: int = 3
+  shots: int = 16
+  b2n_datasets: tuple[str, ...] = ("fashion_mnist", "colour_shapes")
+  few_shot_dataset: str = ""  # "" skips the protocol
+  few_shot_list: tuple[int, ...] = (1, 2, 4, 8, 16)
+  few_shot_methods: tuple[str, ...] = ("zero_shot", "linear_probe", "coop", "enprompt")
+  cross_source: str = ""
+  cross_targets: tuple[str, ...] = ("shapes", "colours", "size_shapes")
+  domain_source: str = ""
+  corruptions: tuple[str, ...] = suite.CORRUPTIONS
+  transfer_methods: tuple[str, ...] = ("zero_shot", "coop", "cocoop", "plot", "enprompt")
+  train_limit: int = 5000
+  test_limit: int = 1000
+
+
+def backbone(config: Config, out_dir: pathlib.Path) -> tuple[runner.Backbone, dict]:
+  ccfg, params, info = pretrain.get_or_train(config.standin, out_dir)
+  return runner.Backbone(CLIP(ccfg), params, CLIPTokenizer(ccfg.text.context_length)), info
+
+
+def run_suite(config: Config, out_dir: pathlib.Path) -> dict:
+  """Runs the configured protocols and writes metrics.jsonl and plots."""
+  out_dir = pathlib.Path(out_dir)
+  bb, info = backbone(config, out_dir)
+  runs = out_dir / "runs"
+  methods = runner.method_configs(config.prompt, config.methods,
+                                  {a: dict(ABLATIONS[a]) for a in config.ablations})
+  result: dict[str, Any] = {"label": LABEL, "standin": info}
+  writer = MetricsWriter(out_dir)
+  if config.b2n_datasets:
+    per = {d: runner.base_to_novel(bb, d, methods, config.shots, config.seeds, runs,
+                                   config.train_limit, config.test_limit)
+           for d in config.b2n_datasets}
+    result["base_to_novel"] = per
+    result["base_to_novel_average"] = _b2n_average(per, methods)
+    for i, (m, row) in enumerate(result["base_to_novel_average"].items()):
+      writer.write(i, {f"b2n/{m}/{k}": v for k, v in row.items() if v is not None})
+  pick = lambda names: {m: c for m, c in methods.items() if c.method in names}
+  if config.few_shot_dataset:
+    result["few_shot"] = runner.few_shot(
+      bb, config.few_shot_dataset, pick(config.few_shot_methods), config.few_shot_list,
+      config.seeds, runs, config.train_limit, config.test_limit)
+    _few_shot_plot(result["few_shot"], config, out_dir)
+  if config.cross_source:
+    targets = {t: suite.load(t, "test", limit=config.test_limit, seed=1)
+               for t in (config.cross_source,) + config.cross_targets}
+    result["cross_dataset"] = runner.transfer(
+      bb, config.cross_source, targets, pick(config.transfer_methods), config.shots,
+      config.seeds, runs, same_classes=False, train_limit=config.train_limit)
+  if config.domain_source:
+    targets = runner.domain_targets(config.domain_source, config.corruptions, config.test_limit)
+    result["domain_shift"] = runner.transfer(
+      bb, config.domain_source, targets, pick(config.transfer_methods), config.shots,
+      config.seeds, runs, same_classes=True, train_limit=config.train_limit)
+  return result
+
+
+def _b2n_average(per: dict, methods: dict) -> dict[str, dict]:
+  out = {}
+  for m in methods:
+    rows = [per[d][m] for d in per]
+    if any(r["novel"] is None for r in rows):
+      out[m] = {"base": float(np.mean([r["base"]["mean"] for r in rows])), "novel": None,
+                "hm": None}
+      continue
+    out[m] = protocols.average_row([r["base"]["mean"] for r in rows],
+                                   [r["novel"]["mean"] for r in rows])
+  return out
+
+
+def _few_shot_plot(fs: dict, config: Config, out_dir: pathlib.Path) -> None:
+  ks = list(config.few_shot_list)
+  curves = {m: [fs[m][str(k)]["mean"] for k in ks] for m in fs}
+  lines(out_dir / "few_shot.png", ks, curves, xlabel="shots per class", ylabel="accuracy (%)",
+        title=f"few-shot, {config.few_shot_dataset} ({config.seeds} seeds)")
+
+
+def b2n_heatmap(result: dict, out_dir: pathlib.Path) -> None:
+  per = result.get("base_to_novel")
+  if not per:
+    return
+  datasets = list(per)
+  methods = [m for m in result["base_to_novel_average"]
+             if result["base_to_novel_average"][m]["hm"] is not None]
+  grid = np.array([[per[d][m]["hm"] for d in datasets] for m in methods])
+  heatmap(out_dir / "base_to_novel_hm.png", grid, xlabel="dataset: " + ", ".join(datasets),
+          ylabel="method: " + ", ".join(methods), title="base-to-novel HM (%)")
+
+
+def _fmt(stat: dict | None) -> str:
+  return "-" if stat is None else f"{stat['mean']:.1f} ± {stat['std']:.1f}"
+
+
+def report(result: dict) -> str:
+  """Markdown tables for REPORT.md / docs."""
+  out = [f"_{result['label']}_", ""]
+  if "base_to_novel" in result:
+    out += ["**Base-to-novel** (16 shots, mean ± std over seeds; Avg = HM of averaged B and N)",
+            "", "| method | " + " | ".join(f"{d} B / N / HM" for d in result["base_to_novel"])
+            + " | Avg B / N / HM | ViT-B/16 published B / N / HM |",
+            "|---" * (len(result["base_to_novel"]) + 3) + "|"]
+    for m, avg in result["base_to_novel_average"].items():
+      cells = []
+      for per in result["base_to_novel"].values():
+        r = per[m]
+        hm = "-" if r["hm"] is None else f"{r['hm']:.1f}"
+        cells.append(f"{_fmt(r['base'])} / {_fmt(r['novel'])} / {hm}")
+      a = (f"{avg['base']:.1f} / " + ("-" if avg["novel"] is None else f"{avg['novel']:.1f}")
+           + " / " + ("-" if avg["hm"] is None else f"{avg['hm']:.1f}"))
+      anchor = ANCHORS.get(m)
+      anchor = " / ".join(f"{x:.2f}" for x in anchor) if anchor else "-"
+      out.append(f"| {m} | " + " | ".join(cells) + f" | {a} | {anchor} |")
+    out.append("")
+  for key, title in [("few_shot", "Few-shot"), ("cross_dataset", "Cross-dataset"),
+                     ("domain_shift", "Domain shift")]:
+    if key not in result:
+      continue
+    cols = list(next(iter(result[key].values())))
+    out += [f"**{title}** (accuracy %, mean ± std over seeds)", "",
+            "| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for m, row in result[key].items():
+      out.append(f"| {m} | " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+    out.append("")
+  return "\n".join(out)

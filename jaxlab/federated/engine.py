@@ -1,0 +1,276 @@
+"""The vmapped (and sharded) round: gather client rows, scan, aggregate, scatter."""
+
+import copy
+import dataclasses
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxlab.core import axes, rng
+from jaxlab.core.errors import ConfigError
+from jaxlab.federated import schedule
+from jaxlab.federated.types import ClientMeta, FedAlgorithm, FedData, Sampler, SimState
+
+CLIENTS_TAG = 1001   # round key -> client keys
+SERVER_TAG = 1002    # round key -> server_update key
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+  """Static engine settings (they change shapes, so they are not swept).
+
+  Attributes:
+    batch_size: local batch size B.
+    local_epochs: local epochs E (steps_k = E·ceil(n_k/B)).
+    step_bucket: scan-length buckets: "pow2", "mult:M" or "exact".
+    min_bucket: smallest pow2 bucket.
+    groups: sort sampled clients by steps and run this many scans (own T each).
+    client_chunk: vmap this many clients at a time (lax.map over chunks) to bound
+      memory; None = all clients of a group at once.
+  """
+  batch_size: int
+  local_epochs: int = 1
+  step_bucket: str = "pow2"
+  min_bucket: int = 8
+  groups: int = 1
+  client_chunk: int | None = None
+
+  def __post_init__(self):
+    if self.batch_size < 1 or self.local_epochs < 1 or self.groups < 1:
+      raise ConfigError(
+        f"batch_size={self.batch_size}, local_epochs={self.local_epochs} and"
+        f" groups={self.groups} must all be >= 1")
+    schedule.bucket(1, self.step_bucket)
+
+
+def tree_where(cond: jax.Array, new, old):
+  return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+def client_keys(key: jax.Array, round_idx: jax.Array, ids: jax.Array) -> jax.Array:
+  """Per-client round keys [S]: fold_in(fold_in(fold_in(key, round), TAG), id)."""
+  base = jax.random.fold_in(jax.random.fold_in(key, round_idx), CLIENTS_TAG)
+  return jax.vmap(lambda c: jax.random.fold_in(base, c))(ids)
+
+
+def server_key(key: jax.Array, round_idx: jax.Array) -> jax.Array:
+  return jax.random.fold_in(jax.random.fold_in(key, round_idx), SERVER_TAG)
+
+
+def client_update(alg: FedAlgorithm, sampler: Sampler, num_steps: int):
+  """One client's round: init, ``num_steps`` gated steps, final.
+
+  Returns:
+    ``(server, row, meta, data, key) -> (upload, row, metric sums)``; metric sums
+    are over real steps (padded steps contribute 0).
+  """
+  def run(server, row, meta: ClientMeta, data: FedData, key: jax.Array):
+    carry = alg.client_init(server, row, meta, rng.purpose(key, rng.INIT))
+    sstate = sampler.prepare(data, meta, rng.purpose(key, rng.DATA))
+    skey = rng.purpose(key, rng.STEP)
+
+    def body(carry, t):
+      batch = sampler.batch(data, meta, sstate, t)
+      new, m = alg.client_step(carry, batch, jax.random.fold_in(skey, t))
+      active = t < meta.steps
+      return tree_where(active, new, carry), jax.tree.map(lambda v: v * active, m)
+
+    carry, ms = jax.lax.scan(body, carry, jnp.arange(num_steps))
+    upload, row = alg.client_final(server, carry, meta)
+    return upload, row, jax.tree.map(lambda v: v.sum(0), ms)
+
+  return run
+
+
+def gather(table, ids: jax.Array):
+  return jax.tree.map(lambda t: t.at[ids].get(mode="fill", fill_value=0), table)
+
+
+def scatter(table, ids: jax.Array, rows):
+  return jax.tree.map(lambda t, r: t.at[ids].set(r, mode="drop"), table, rows)
+
+
+def make_round(alg: FedAlgorithm, sampler: Sampler, steps: Sequence[int], constrain=None,
+               chunk: int | None = None):
+  """The pure round for groups with scan lengths ``steps`` (one per group).
+
+  ``chunk`` runs clients ``chunk`` at a time (``lax.map``) instead of all at once.
+
+  Returns:
+    ``fl_round(sim, inputs: tuple[RoundInputs, ...], data, key) -> (sim, metrics)``.
+  """
+  cus = [client_update(alg, sampler, t) for t in steps]
+  constrain = constrain or (lambda x: x)
+
+  def fl_round(sim: SimState, inputs, data: FedData, key: jax.Array):
+    server, clients = sim
+    ups, ws, msum, nsteps = [], [], None, 0.0
+    for cu, inp in zip(cus, inputs):
+      rows = constrain(gather(clients, inp.id))
+      keys = client_keys(key, server.round, inp.id)
+      if chunk is None:
+        up, new_rows, m = jax.vmap(cu, in_axes=(None, 0, 0, None, 0))(server, rows, inp, data,
+                                                                      keys)
+      else:   # memory ~ chunk clients: vmap inside chunks, scan over chunks
+        up, new_rows, m = jax.lax.map(lambda a: cu(server, a[0], a[1], data, a[2]),
+                                      (rows, inp, keys), batch_size=chunk)
+      clients = scatter(clients, inp.id, new_rows)
+      ups.append(up), ws.append(inp.weight)
+      m = jax.tree.map(lambda v: v.sum(0), m)
+      msum = m if msum is None else jax.tree.map(jnp.add, msum, m)
+      nsteps = nsteps + inp.steps.sum()
+    uploads = jax.tree.map(lambda *xs: jnp.concatenate(xs), *ups) if len(ups) > 1 else ups[0]
+    weights = jnp.concatenate(ws) if len(ws) > 1 else ws[0]
+    agg = alg.aggregate(server, uploads, weights)
+    server, sm = alg.server_update(server, agg, server_key(key, server.round))
+    denom = jnp.maximum(nsteps, 1).astype(jnp.float32)
+    metrics = {**jax.tree.map(lambda v: v / denom, msum), **sm, "real_steps": nsteps}
+    return SimState(server, clients), metrics
+
+  return fl_round
+
+
+def clients_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
+  """A 1-D mesh over the ``clients`` axis (all devices by default)."""
+  devs = jax.devices()[: num_devices or len(jax.devices())]
+  return jax.make_mesh((len(devs),), (axes.CLIENTS,),
+                       axis_types=(jax.sharding.AxisType.Auto,), devices=devs)
+
+
+class Engine:
+  """Runs rounds of ``alg`` on ``data``: vmapped clients, one compile per bucket.
+
+  Args:
+    alg: the FedAlgorithm.
+    config: static settings.
+    data: device-resident FedData (``make_fed_data``).
+    sampler: batch sampler (default ``schedule.epoch_wrap``).
+    preprocess: uint8 rows -> model inputs, for the default sampler.
+    mesh: shard the clients axis over ``mesh``'s ``clients`` axis.
+  """
+
+  def __init__(self, alg: FedAlgorithm, config: EngineConfig, data: FedData,
+               sampler: Sampler | None = None, preprocess=schedule.default_preprocess,
+               mesh: jax.sharding.Mesh | None = None):
+    self.alg, self.config, self.mesh = alg, config, mesh
+    self.sampler = sampler or schedule.epoch_wrap(config.batch_size, config.local_epochs,
+                                                  preprocess)
+    self.n_host = np.asarray(jax.device_get(data.n))
+    self.num_clients = len(self.n_host)
+    self.data = self._place(data, P()) if mesh is not None else data
+    self._fns = {}
+
+  def with_data(self, data: FedData) -> "Engine":
+    """The same engine on other data of the same shapes, sharing compiled rounds."""
+    new = copy.copy(self)
+    new.n_host = np.asarray(jax.device_get(data.n))
+    new.num_clients = len(new.n_host)
+    new.data = self._place(data, P()) if self.mesh is not None else data
+    return new
+
+  # ---- host-side planning -------------------------------------------------
+  def _pad_to(self) -> int:
+    return 1 if self.mesh is None else self.mesh.shape[axes.CLIENTS]
+
+  def plan(self, ids: np.ndarray) -> tuple[tuple[int, ...], tuple[ClientMeta, ...]]:
+    """Scan lengths and padded ``RoundInputs`` per group for sampled ``ids``."""
+    ids = np.asarray(ids, np.int64)
+    if len(set(ids.tolist())) != len(ids) or ids.min() < 0 or ids.max() >= self.num_clients:
+      raise ConfigError(f"client ids must be distinct and in [0, {self.num_clients})")
+    cfg = self.config
+    steps = schedule.local_steps(self.n_host[ids], cfg.batch_size, cfg.local_epochs)
+    if cfg.groups > 1:
+      order = np.argsort(-steps, kind="stable")
+      ids, steps = ids[order], steps[order]
+    ts, inputs = [], []
+    for g_ids, g_steps in zip(np.array_split(ids, cfg.groups), np.array_split(steps, cfg.groups)):
+      if len(g_ids) == 0:
+        continue
+      pad = -len(g_ids) % self._pad_to()
+      n = self.n_host[g_ids]
+      meta = ClientMeta(
+        id=np.concatenate([g_ids, np.full(pad, self.num_clients)]).astype(np.int32),
+        n=np.concatenate([n, np.zeros(pad)]).astype(np.int32),
+        steps=np.concatenate([g_steps, np.zeros(pad)]).astype(np.int32),
+        weight=np.concatenate([n, np.zeros(pad)]).astype(np.float32))
+      ts.append(schedule.bucket(g_steps.max(), cfg.step_bucket, cfg.min_bucket))
+      inputs.append(meta)
+    return tuple(ts), tuple(inputs)
+
+  def waste(self, ids: np.ndarray) -> float:
+    """Fraction of scanned client-steps that are padding, for ``ids``."""
+    ts, inputs = self.plan(ids)
+    total = sum(t * len(m.id) for t, m in zip(ts, inputs))
+    real = sum(int(m.steps.sum()) for m in inputs)
+    return 1.0 - real / total
+
+  # ---- device side ----------------------------------------------------------
+  def _place(self, tree, spec):
+    return jax.device_put(tree, NamedSharding(self.mesh, spec))
+
+  def _shardings(self, sim_abstract):
+    rep = NamedSharding(self.mesh, P())
+    return jax.tree.map(lambda _: rep, sim_abstract), rep
+
+  def init(self, key: jax.Array, hparams: dict | None = None) -> SimState:
+    """Server state plus the [K, ...] client table, created on its sharding."""
+    fn = functools.partial(init_sim, self.alg, self.num_clients)
+    if "init" not in self._fns:
+      if self.mesh is None:
+        self._fns["init"] = jax.jit(fn)
+      else:
+        sh, _ = self._shardings(jax.eval_shape(fn, key, hparams))
+        self._fns["init"] = jax.jit(fn, out_shardings=sh)
+    return self._fns["init"](key, hparams)
+
+  def round_fn(self, steps: tuple[int, ...], sim: SimState):
+    """The jitted round for these group scan lengths (cached; one compile each)."""
+    if steps not in self._fns:
+      fn = make_round(self.alg, self.sampler, steps, self._constrain(),
+                      self.config.client_chunk)
+      if self.mesh is None:
+        self._fns[steps] = jax.jit(fn, donate_argnums=0)
+      else:
+        sim_sh, rep = self._shardings(jax.eval_shape(lambda s: s, sim))
+        by_client = NamedSharding(self.mesh, P(axes.CLIENTS))
+        in_sh = (sim_sh, tuple(ClientMeta(*[by_client] * 4) for _ in steps), rep, rep)
+        self._fns[steps] = jax.jit(fn, in_shardings=in_sh, out_shardings=(sim_sh, rep),
+                                   donate_argnums=0)
+    return self._fns[steps]
+
+  def _constrain(self):
+    if self.mesh is None:
+      return None
+    by_client = NamedSharding(self.mesh, P(axes.CLIENTS))
+    return lambda tree: jax.tree.map(
+      lambda x: jax.lax.with_sharding_constraint(x, by_client), tree)
+
+  def device_inputs(self, inputs):
+    """Round inputs on device; on a mesh split over ``clients``.
+
+    Every host computes the same global inputs (round-seeded sampling), so each
+    process fills its addressable shards from them (multi-host ready).
+    """
+    if self.mesh is None:
+      return jax.tree.map(jnp.asarray, inputs)
+    sh = NamedSharding(self.mesh, P(axes.CLIENTS))
+    return jax.tree.map(
+      lambda a: jax.make_array_from_callback(a.shape, sh, lambda i: a[i]), inputs)
+
+  def run_round(self, sim: SimState, ids: np.ndarray, key: jax.Array):
+    """One vmapped round for sampled ``ids``; ``sim`` is donated."""
+    steps, inputs = self.plan(ids)
+    return self.round_fn(steps, sim)(sim, self.device_inputs(inputs), self.data, key)
+
+
+def init_sim(alg: FedAlgorithm, num_clients: int, key: jax.Array,
+             hparams: dict | None = None) -> SimState:
+  """``SimState`` with every client row at ``alg.persist_init``."""
+  server = alg.init(key, hparams)
+  row = alg.persist_init(server)
+  table = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_clients, *jnp.shape(x))), row)
+  return SimState(server, table)

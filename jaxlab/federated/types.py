@@ -1,0 +1,150 @@
+"""The pytrees and function bundles the federated engine passes around.
+
+Every container here is a NamedTuple of arrays (a pytree) or of pure functions.
+Shapes use K = total clients, S = clients in a round (padded), N = samples.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+
+from jaxlab.core.types import Metrics, PyTree
+
+Array = jax.Array
+
+
+class FedData(NamedTuple):
+  """Device-resident training data, shared by all clients.
+
+  Attributes:
+    x: raw inputs [N, ...] (uint8 images; preprocessed on device).
+    y: labels int32[N].
+    idx: int32[K, n_max]; row k holds client k's sample ids, padded with 0.
+    n: int32[K] client sizes.
+    extra: any other arrays a method needs (e.g. class counts [K, C]).
+  """
+  x: Array
+  y: Array
+  idx: Array
+  n: Array
+  extra: dict = {}
+
+
+class ClientMeta(NamedTuple):
+  """One client's round inputs (scalars; stacked [S] across clients)."""
+  id: Array      # int32[]; == K for a padding client
+  n: Array       # int32[]
+  steps: Array   # int32[] real local steps
+  weight: Array  # f32[] raw aggregation weight, 0 for padding
+
+
+RoundInputs = ClientMeta  # the same fields stacked [S_pad]
+
+
+class ServerState(NamedTuple):
+  params: PyTree
+  model_state: PyTree      # e.g. {"batch_stats": ...}, {} if none
+  opt_state: PyTree        # server optimizer state
+  alg: PyTree              # algorithm server state (SCAFFOLD c)
+  ext: PyTree              # plug-in server state
+  hparams: dict            # swept scalars, f32[] each
+  round: Array             # int32[]
+
+
+class ClientCarry(NamedTuple):
+  params: PyTree
+  model_state: PyTree
+  opt_state: PyTree
+  alg: PyTree              # algorithm per-client working state
+  ext: PyTree              # plug-in client state
+  step: Array              # int32[] real steps taken
+
+
+class SimState(NamedTuple):
+  server: ServerState
+  clients: PyTree          # persistent table, every leaf [K, ...]
+
+
+class Model(NamedTuple):
+  """A model as two pure functions.
+
+  Attributes:
+    init: key -> (params, model_state).
+    apply: (params, model_state, x [B, ...], train) -> (logits [B, C], model_state).
+  """
+  init: Callable[[Array], tuple[PyTree, PyTree]]
+  apply: Callable[[PyTree, PyTree, Array, bool], tuple[Array, PyTree]]
+
+  @staticmethod
+  def from_linen(module: Any, sample_x: Any, train_arg: str | None = "train") -> "Model":
+    """Wraps a Linen module; non-"params" collections become ``model_state``.
+
+    Args:
+      module: a Linen module called as ``module(x, train=...)``.
+      sample_x: an input batch [B, ...] used to build the variables.
+      train_arg: name of the train/eval keyword, or None if the module has none.
+    """
+    def kw(train):
+      return {} if train_arg is None else {train_arg: train}
+
+    def init(key):
+      variables = module.init(key, sample_x, **kw(False))
+      variables = dict(variables)
+      params = variables.pop("params")
+      return params, variables
+
+    def apply(params, model_state, x, train):
+      variables = {"params": params, **model_state}
+      if train and model_state:
+        out, new = module.apply(variables, x, mutable=list(model_state), **kw(True))
+        return out, dict(new)
+      return module.apply(variables, x, **kw(train)), model_state
+
+    return Model(init, apply)
+
+
+LossFn = Callable[..., tuple[Array, tuple[PyTree, PyTree, Metrics]]]
+
+
+class Plugin(NamedTuple):
+  """A method's additions to a baseline: its loss, client state, upload, server state.
+
+  Attributes:
+    server_init: key -> ext_server (stored in ``ServerState.ext``).
+    persist_init: ext_server -> one client's persistent row (``()`` if none).
+    client_init: (server, ext_row, meta, key) -> ext_carry.
+    loss: (params, model_state, ext_carry, batch, key) ->
+      (loss, (model_state, ext_carry, metrics)); differentiated w.r.t. params.
+    client_final: (server, carry, meta) -> (ext_upload, ext_row).
+    server_update: (server, ext_uploads [S, ...], weights f32[S] normalised, key)
+      -> (ext_server, metrics).
+  """
+  server_init: Callable
+  persist_init: Callable
+  client_init: Callable
+  loss: LossFn
+  client_final: Callable
+  server_update: Callable
+
+
+class FedAlgorithm(NamedTuple):
+  """A federated algorithm as pure functions (see docs/federated.md)."""
+  init: Callable[..., ServerState]
+  persist_init: Callable[[ServerState], PyTree]
+  client_init: Callable[[ServerState, PyTree, ClientMeta, Array], ClientCarry]
+  client_step: Callable[[ClientCarry, Any, Array], tuple[ClientCarry, Metrics]]
+  client_final: Callable[[ServerState, ClientCarry, ClientMeta], tuple[PyTree, PyTree]]
+  aggregate: Callable[[ServerState, PyTree, Array], PyTree]
+  server_update: Callable[[ServerState, PyTree, Array], tuple[ServerState, Metrics]]
+
+
+class Sampler(NamedTuple):
+  """How a client draws its local batches.
+
+  Attributes:
+    prepare: (data, meta, key) -> sampler state (e.g. epoch permutations).
+    batch: (data, meta, state, t) -> batch dict for local step t.
+  """
+  prepare: Callable
+  batch: Callable

@@ -1,0 +1,59 @@
+"""Configuration of the arithmetic-heads study."""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+  """Arithmetic heads on SmolLM2 (spec h.H1). Defaults are the full study.
+
+  Attributes:
+    model: ``load_model`` name/path, or "tiny-random" (smoke).
+    ops, templates: operators and templates for base accuracy.
+    shots, draws: in-context examples per prompt; seeded shot draws per pair.
+    n_patch: correct equation prompts used for the patching map.
+    patch_batch: prompts per fast-path chunk (memory).
+    include_mlps: SPT convention (later MLPs recompute).
+    knock_ks, random_seeds, knock_kind, n_knock, knock_chunk: knockout settings.
+    transfer_sets, transfer_k: (template, op) sets for head transfer; k.
+    tune_k: heads tuned by the pinpoint arms; tune_arms: arms to run.
+    tune_target: "chat" (zero-shot chat questions) or "equation" (zero-shot "A + B = ").
+    tune_steps, tune_batch: AdamW steps and batch; lr_*: per-arm learning rates.
+    tune_mlps: MLP layers added by the "heads_mlp" arm.
+    random_tune_seeds: random-k arm seeds.
+    kl_passages, kl_length: held-out text for KL / NLL.
+    repatch: re-run the patching map after pinpoint tuning.
+  """
+
+  model: str = "smollm2-135m-instruct"
+  ops: tuple[str, ...] = ("+", "-")
+  templates: tuple[str, ...] = ("equation", "statement", "qa")
+  shots: int = 4
+  draws: int = 5
+  seed: int = 0
+  n_patch: int = 64
+  patch_batch: int | None = 32
+  include_mlps: bool = True
+  knock_ks: tuple[int, ...] = (1, 2, 4, 8, 16)
+  random_seeds: int = 5
+  knock_kind: str = "mean"
+  n_knock: int = 64
+  knock_chunk: int = 4
+  transfer_sets: tuple[tuple[str, str], ...] = (
+    ("statement", "+"), ("qa", "+"), ("equation", "-"), ("equation", "*"), ("statement", "-"))
+  transfer_k: int = 8
+  tune_k: int = 8
+  tune_arms: tuple[str, ...] = ("heads", "heads_kv", "heads_mlp", "full", "lora", "lora_heads",
+                                "random")
+  tune_target: str = "chat"
+  tune_steps: int = 60
+  tune_batch: int = 16
+  lr_heads: float = 1e-3
+  lr_full: float = 2e-5
+  lr_lora: float = 1e-3
+  weight_decay: float = 0.1
+  tune_mlps: int = 1
+  random_tune_seeds: int = 3
+  kl_passages: int = 64
+  kl_length: int = 128
+  repatch: bool = True

@@ -1,0 +1,167 @@
+"""The four CoOp-family protocols on the toy suite, for any set of methods.
+
+Each protocol trains every method with S seeds at once (per-seed k-shot sets of equal shape,
+vmapped) and reports mean and std over seeds of top-1 accuracy (%).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlab.methods.enla import learners, protocols, suite, train
+from jaxlab.methods.enla.config import PromptConfig
+from jaxlab.models.clip import CLIP
+
+
+class Backbone(NamedTuple):
+  model: CLIP
+  params: Any
+  tok: Any
+  to_pixels: Callable = suite.to_pixels  # uint8 images -> normalised float pixels (in jit)
+
+
+class Trained(NamedTuple):
+  method: str
+  learner: Any  # a Learner, or None for the linear probe
+  params: Any  # stacked per-seed params (or the stacked probe)
+  cfg: PromptConfig
+
+
+def _stats(acc: np.ndarray) -> dict[str, float]:
+  return {"mean": float(np.mean(acc)), "std": float(np.std(acc)),
+          "seeds": [float(a) for a in np.atleast_1d(acc)]}
+
+
+def _bank(bb: Backbone, names, cfg: PromptConfig) -> dict:
+  return learners.make_bank(bb.model, bb.params, bb.tok, names, cfg.templates,
+                            hidden=cfg.method == "enprompt" and cfg.enla_kind == "extra_block")
+
+
+def _features(bb: Backbone, images: np.ndarray, batch: int = 500) -> jax.Array:
+  enc = jax.jit(lambda x: bb.model.apply({"params": bb.params}, bb.to_pixels(x),
+                                         method=CLIP.encode_image))
+  flat = images.reshape((-1,) + images.shape[-3:])
+  out = jnp.concatenate([enc(jnp.asarray(flat[s:s + batch]))
+                         for s in range(0, len(flat), batch)])
+  return out.reshape(images.shape[:-3] + out.shape[-1:])
+
+
+def fit_method(bb: Backbone, cfg: PromptConfig, images: np.ndarray, labels: np.ndarray,
+               names, out_dir: pathlib.Path, seed: int = 0) -> Trained:
+  """Trains ``cfg.method`` on per-seed sets images [S, n, 32, 32, 3], labels [S, n]."""
+  if cfg.method == "linear_probe":
+    probe = train.linear_probe(_features(bb, images), jnp.asarray(labels), len(names))
+    return Trained(cfg.method, None, probe, cfg)
+  learner = learners.make_learner(bb.model, bb.params, bb.tok, cfg)
+  if cfg.method == "zero_shot":
+    return Trained(cfg.method, learner, {}, cfg)
+  state = train.train_prompts(learner, bb.params, images, labels, _bank(bb, names, cfg), cfg,
+                              out_dir, seed=seed, desc=cfg.method, to_pixels=bb.to_pixels)
+  return Trained(cfg.method, learner, state.params["learn"], cfg)
+
+
+def eval_method(bb: Backbone, trained: Trained, data: suite.ImageSet,
+                same_classes: bool = True) -> dict[str, float] | None:
+  """Accuracy stats on ``data`` (with its own class set); None where the method cannot."""
+  if trained.learner is None:
+    if not same_classes:
+      return None
+    return _stats(train.probe_accuracy(trained.params, _features(bb, data.images), data.labels))
+  bank = _bank(bb, data.classnames, trained.cfg)
+  return _stats(train.evaluate(trained.learner, bb.params, trained.params, data.images,
+                               data.labels, bank, to_pixels=bb.to_pixels))
+
+
+def _per_seed_shots(data: suite.ImageSet, shots: int, seeds: int) -> tuple[np.ndarray, ...]:
+  idx = np.stack([protocols.few_shot_indices(data.labels, shots, seed=s) for s in range(seeds)])
+  return data.images[idx], data.labels[idx]
+
+
+def _restrict(data: suite.ImageSet, keep: np.ndarray) -> suite.ImageSet:
+  rows, rel = protocols.select_classes(data.labels, keep)
+  return suite.ImageSet(data.images[rows], rel, tuple(data.classnames[i] for i in keep))
+
+
+def base_to_novel(bb: Backbone, name: str, methods: dict[str, PromptConfig], shots: int,
+                  seeds: int, out_dir: pathlib.Path, train_limit: int = 5000,
+                  test_limit: int = 1000, load: Callable = suite.load) -> dict[str, Any]:
+  """CoOp's base-to-novel protocol on one set: train on base, test base and novel.
+
+  ``load(name, split, limit=, seed=) -> ImageSet`` defaults to the toy suite.
+  """
+  tr = load(name, "train", limit=train_limit)
+  te = load(name, "test", limit=test_limit, seed=1)
+  base, novel = protocols.base_novel_split(tr.labels)
+  tr_b, te_b, te_n = _restrict(tr, base), _restrict(te, base), _restrict(te, novel)
+  images, labels = _per_seed_shots(tr_b, shots, seeds)
+  out = {"base_classes": [int(c) for c in base], "novel_classes": [int(c) for c in novel]}
+  for label, cfg in methods.items():
+    trained = fit_method(bb, cfg, images, labels, tr_b.classnames, out_dir / f"b2n_{name}_{label}")
+    b = eval_method(bb, trained, te_b)
+    n = eval_method(bb, trained, te_n, same_classes=False)
+    hm = protocols.harmonic_mean(b["mean"], n["mean"]) if n else None
+    out[label] = {"base": b, "novel": n, "hm": hm}
+  return out
+
+
+def few_shot(bb: Backbone, name: str, methods: dict[str, PromptConfig], shots_list, seeds: int,
+             out_dir: pathlib.Path, train_limit: int = 5000,
+             test_limit: int = 1000, load: Callable = suite.load) -> dict[str, Any]:
+  """All classes, k shots per class for each k; accuracy on the test split."""
+  tr = load(name, "train", limit=train_limit)
+  te = load(name, "test", limit=test_limit, seed=1)
+  out: dict[str, Any] = {}
+  for k in shots_list:
+    images, labels = _per_seed_shots(tr, k, seeds)
+    for label, cfg in methods.items():
+      if cfg.method == "zero_shot" and k != shots_list[0]:
+        out[label][str(k)] = out[label][str(shots_list[0])]
+        continue
+      trained = fit_method(bb, cfg, images, labels, tr.classnames,
+                           out_dir / f"fs_{name}_{k}_{label}")
+      out.setdefault(label, {})[str(k)] = eval_method(bb, trained, te)
+  return out
+
+
+def transfer(bb: Backbone, source: str, targets: dict[str, suite.ImageSet],
+             methods: dict[str, PromptConfig], shots: int, seeds: int, out_dir: pathlib.Path,
+             same_classes: bool, train_limit: int = 5000,
+             load: Callable = suite.load) -> dict[str, Any]:
+  """Train on ``source`` (all classes) and test on each target set (cross-dataset or shift)."""
+  tr = load(source, "train", limit=train_limit)
+  images, labels = _per_seed_shots(tr, shots, seeds)
+  out: dict[str, Any] = {}
+  for label, cfg in methods.items():
+    trained = fit_method(bb, cfg, images, labels, tr.classnames, out_dir / f"tr_{source}_{label}")
+    out[label] = {t: eval_method(bb, trained, data, same_classes=same_classes)
+                  for t, data in targets.items()}
+  return out
+
+
+def domain_targets(name: str, corruptions, test_limit: int = 1000) -> dict[str, suite.ImageSet]:
+  """The clean test split of ``name`` and its corrupted copies (same labels)."""
+  te = suite.load(name, "test", limit=test_limit, seed=1)
+  out = {"clean": te}
+  for i, c in enumerate(corruptions):
+    out[c] = dataclasses.replace(te, images=suite.corrupt(te.images, c, seed=i))
+  return out
+
+
+def method_configs(base: PromptConfig, methods, ablations: dict[str, dict] | None = None
+                   ) -> dict[str, PromptConfig]:
+  """``{label: config}`` for the methods plus EnPrompt ablations (label -> overrides)."""
+  out = {m: dataclasses.replace(base, method=m) for m in methods}
+  for label, overrides in (ablations or {}).items():
+    ot_over = overrides.pop("ot", None) if "ot" in overrides else None
+    cfg = dataclasses.replace(base, method="enprompt", **overrides)
+    if ot_over:
+      cfg = dataclasses.replace(cfg, ot=dataclasses.replace(cfg.ot, **ot_over))
+    out[label] = cfg
+  return out

@@ -1,0 +1,143 @@
+"""FedImpro as a ``jaxlab.federated.Plugin``: it runs on FedAvg, FedProx, SCAFFOLD, FedNova.
+
+State layout (all arrays):
+
+* server ``ext``: ``{"stats": FeatureStats [C, D], "hp": {fake_weight_max_epochs,
+  upload_noise_std, server_beta}: f32[], "counts": f32[K, C]}``; ``counts`` are the
+  clients' class sizes (label-size aggregation); ``hp`` are the sweepable scalars.
+* client ``ext`` carry: ``{"stats", "step", "epoch0", "spe", "w_max", "noise_key"}``;
+  the estimate starts from the global one (reference) or from the client's own row
+  (``persistent_local_estimate``) and is updated after every local step.
+* persistent row: ``{"stats", "seen"}`` when ``persistent_local_estimate`` else ``()``.
+* upload ``ext``: ``{"stats": noised FeatureStats, "counts": f32[C]}``.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlab.core import rng
+from jaxlab.core.errors import ConfigError
+from jaxlab.federated.types import ClientCarry, ClientMeta, Plugin, ServerState
+from jaxlab.methods.fedimpro import estimator, fake
+from jaxlab.methods.fedimpro import server as server_lib
+from jaxlab.methods.fedimpro.config import FedImproConfig
+from jaxlab.methods.fedimpro.estimator import FeatureStats
+from jaxlab.methods.fedimpro.loss import fedimpro_loss
+from jaxlab.methods.fedimpro.split import SplitModel, feature_dim
+
+
+def make_plugin(
+  split: SplitModel,
+  config: FedImproConfig,
+  *,
+  feature_shape: tuple[int, ...],
+  client_class_counts: np.ndarray,
+  batch_size: int,
+  local_epochs: int = 1,
+) -> Plugin:
+  """Builds the FedImpro plug-in.
+
+  Args:
+    split: the split classifier (its ``low``/``high`` must compose to the engine
+      model's ``apply``).
+    config: FedImproConfig.
+    feature_shape: one example's split-feature shape (``split.feature_shape``).
+    client_class_counts: int[K, C] class sizes per client (the partition). Its column
+      sums are P_c, the class sizes that weight the count_ema estimator.
+    batch_size: B, the real rows per local step (sets the number of fake rows).
+    local_epochs: E; the schedule's epoch index is ``round * E + local epoch``.
+
+  Returns:
+    A Plugin for any ``jaxlab.federated.algorithms`` factory.
+  """
+  counts_np = np.asarray(client_class_counts, np.float32)
+  if counts_np.ndim != 2:
+    raise ConfigError("client_class_counts must be [num_clients, num_classes]")
+  num_classes, dim = counts_np.shape[1], feature_dim(feature_shape)
+  class_total = jnp.asarray(counts_np.sum(0))
+  n_fake = config.num_fake(batch_size, num_classes)
+  # n_fake = C * (b // C + 1): the reference's tile(arange(C), b // C + 1).
+  y_fake = jnp.tile(jnp.arange(num_classes, dtype=jnp.int32), n_fake // num_classes) if n_fake else None
+  sched = config.fake_weight_sched
+
+  def server_init(key):
+    stats = estimator.init_stats(key, num_classes, dim, config.sigma_init)
+    return {"stats": stats, "hp": config.hparams(), "counts": jnp.asarray(counts_np)}
+
+  def persist_init(ext_server):
+    if not config.persistent_local_estimate:
+      return ()
+    return {"stats": ext_server["stats"], "seen": jnp.zeros([], jnp.bool_)}
+
+  def client_init(server: ServerState, row, meta: ClientMeta, key):
+    stats = server.ext["stats"]
+    if config.persistent_local_estimate:
+      stats = jax.tree.map(lambda r, g: jnp.where(row["seen"], r, g), row["stats"], stats)
+    spe = jnp.maximum((meta.n + batch_size - 1) // batch_size, 1).astype(jnp.int32)
+    return {
+      "stats": stats,
+      "step": jnp.zeros([], jnp.int32),
+      "epoch0": (server.round * local_epochs).astype(jnp.float32),
+      "spe": spe,
+      "w_max": server.ext["hp"]["fake_weight_max_epochs"],
+      "noise_key": jax.random.key_data(rng.purpose(key, rng.NOISE)),
+    }
+
+  def loss(params, model_state, ext, batch, key):
+    epoch = ext["epoch0"] + jnp.minimum(ext["step"] // ext["spe"], local_epochs - 1)
+    w = fake.fake_weight(epoch, ext["w_max"], sched)
+    h_fake = None
+    if n_fake:
+      h_fake = fake.sample_fake(rng.purpose(key, rng.SAMPLE), ext["stats"], y_fake)
+    value, (model_state, h_real, m) = fedimpro_loss(
+      params, model_state, split, batch["x"], batch["y"], h_fake, y_fake, w, sched)
+    stats = estimator.update_stats(
+      ext["stats"], h_real, batch["y"], class_total,
+      last_batch=config.quirk_last_batch_estimator,
+      update_sigma=config.std_mode == "update", sigma_clip=config.sigma_clip)
+    m = {k: v for k, v in m.items() if k != "loss"}
+    return value, (model_state, {**ext, "stats": stats, "step": ext["step"] + 1}, m)
+
+  def client_final(server: ServerState, carry: ClientCarry, meta: ClientMeta):
+    stats = carry.ext["stats"]
+    key = jax.random.wrap_key_data(carry.ext["noise_key"])
+    noised = server_lib.add_upload_noise(stats, key, server.ext["hp"]["upload_noise_std"])
+    counts = server.ext["counts"].at[meta.id].get(mode="fill", fill_value=0)
+    row = {"stats": stats, "seen": jnp.ones([], jnp.bool_)} if config.persistent_local_estimate else ()
+    return {"stats": noised, "counts": counts}, row
+
+  def server_update(server: ServerState, ups, weights, key):
+    del key
+    prev = server.ext["stats"]
+    if config.server_estimate == "selected_uniform":
+      new = server_lib.uniform_mean(ups["stats"], weights, prev)
+    else:
+      counts = ups["counts"] * (weights > 0)[:, None]
+      rest = None
+      if config.server_estimate == "all_label_size":
+        rest = jnp.maximum(server.ext["counts"].sum(0) - counts.sum(0), 0.0)
+      new = server_lib.label_size_mean(ups["stats"], counts, prev, rest)
+    new = server_lib.ema(prev, new, server.ext["hp"]["server_beta"])
+    metrics = {"fedimpro_sigma": new.sigma.mean(),
+               "fedimpro_mu_shift": jnp.abs(new.mu - prev.mu).mean()}
+    return {**server.ext, "stats": new}, metrics
+
+  return Plugin(server_init, persist_init, client_init, loss, client_final, server_update)
+
+
+def set_hparams(ext: dict, **values: float) -> dict:
+  """Returns the server ``ext`` with FedImpro's dynamic scalars replaced.
+
+  The engine's ``ServerState.hparams`` only knows the optimizer's and the baseline's
+  scalars, so FedImpro keeps its own in ``ext["hp"]`` (sweep them by stacking).
+  """
+  hp = dict(ext["hp"])
+  for k, v in values.items():
+    if k not in hp:
+      raise ConfigError(f"unknown FedImpro hyper-parameter {k!r}; known: {sorted(hp)}")
+    hp[k] = jnp.asarray(v, jnp.float32)
+  return {**ext, "hp": hp}
+
+
+__all__ = ["FeatureStats", "make_plugin", "set_hparams"]

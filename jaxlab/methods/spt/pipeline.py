@@ -1,0 +1,352 @@
+"""The SPT study on one decoder: localise, knock out, tune arms, evaluate.
+
+Stages are cached as JSON under ``out_dir/stages`` so an interrupted run resumes
+at the stage it was in (tuning arms are short; they restart from step 0).
+"""
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from jaxlab.core import metrics as core_metrics
+from jaxlab.core.progress import progress
+from jaxlab.interp import attention, knockout
+from jaxlab.methods.spt import evaluate, localize, metrics, prompts, questions, side_effects
+from jaxlab.methods.spt import dialogue, train_data, tune
+from jaxlab.tuning import as_head_mask, heads_to_list, random_heads, top_heads
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+  """Sizes of every stage (defaults: the full CPU study).
+
+  Attributes:
+    n_localize: arithmetic dialogues for path patching.
+    patch_metrics: metrics to patch with (the first ranks the heads).
+    k: heads selected for SPT.
+    knockout_ks: top-k sizes for the logit knockout probe.
+    n_random_knockout: random-k draws per knockout probe.
+    n_random_gen: random-k draws in the generation knockout.
+    arms: tuning arms ("spt", "full", "lora", "lora_heads", "random").
+    n_random_arms: seeds of the random-k tuning arm.
+    n_train_arith: arithmetic questions in the training data (plus the first half
+      of the general set).
+    steps, batch_size, lr, weight_decay: tuning.
+    n_eval: evaluation questions per source (arithmetic and general).
+    gen_new: new-token budgets (A2, A3); the first answer is forced correct.
+    heldout: also evaluate with a held-out challenge paraphrase.
+    n_kl: 128-token held-out windows for the KL drift.
+    n_probe: arithmetic questions for the letter-accuracy probe.
+    repatch: re-run path patching after SPT.
+    seed: data seed.
+    model: "smollm2" (SmolLM2-135M-Instruct GGUF) or "tiny-random" (a randomly
+      initialised 2-layer decoder with SmolLM2's tokenizer: smoke runs only).
+  """
+  n_localize: int = 24
+  patch_metrics: tuple[str, ...] = ("sorry_glad", "spt_exact")
+  k: int = 8
+  knockout_ks: tuple[int, ...] = (8, 16)
+  n_random_knockout: int = 5
+  n_random_gen: int = 2
+  arms: tuple[str, ...] = ("spt", "full", "lora", "random")
+  n_random_arms: int = 3
+  n_train_arith: int = 88
+  steps: int = 6
+  batch_size: int = 8
+  lr: float = 1e-4
+  weight_decay: float = 0.1
+  n_eval: int = 8
+  gen_new: tuple[int, int] = (24, 8)
+  heldout: bool = False
+  n_kl: int = 8
+  n_probe: int = 48
+  repatch: bool = True
+  seed: int = 0
+  model: str = "smollm2"
+
+
+class _Stages:
+  """JSON-cached stages (resume granularity) plus a metrics.jsonl line per stage."""
+
+  def __init__(self, out_dir: pathlib.Path, total: int):
+    self.dir = out_dir / "stages"
+    self.dir.mkdir(parents=True, exist_ok=True)
+    self.writer = core_metrics.MetricsWriter(out_dir)
+    self.writer.truncate(-1)
+    self.bar = progress(total=total, desc="spt study")
+    self.i = 0
+
+  def __call__(self, name: str, fn) -> dict:
+    path = self.dir / f"{name}.json"
+    if path.exists():
+      import json  # pylint: disable=import-outside-toplevel
+      out = json.loads(path.read_text())
+    else:
+      self.bar.set_postfix(stage=name)
+      out = core_metrics.to_python(fn())
+      core_metrics.write_json(path, out)
+    self.i += 1
+    self.writer.write(self.i, {"stage": name, **_scalars(out)})
+    self.bar.update(1)
+    return out
+
+
+def _scalars(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_scalars(v, f"{prefix}{k}/"))
+    elif isinstance(v, (int, float)) and not isinstance(v, bool):
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def question_sets(sc: StudyConfig) -> dict[str, list]:
+  """Disjoint question sets: localisation, training, evaluation, probes."""
+  gen = questions.general_mc()
+  half = len(gen) // 2
+  return {
+    "localize": questions.arithmetic_mc(sc.n_localize, seed=sc.seed + 1),
+    "train_arith": questions.arithmetic_mc(sc.n_train_arith, seed=sc.seed + 2),
+    "train_general": gen[:half],
+    "eval_arith": questions.arithmetic_mc(sc.n_eval, seed=sc.seed + 3),
+    "eval_general": gen[half:half + sc.n_eval],
+    "probe_arith": questions.arithmetic_mc(sc.n_probe, seed=sc.seed + 4),
+    "probe_general": gen[half:half + sc.n_probe],
+  }
+
+
+def behaviour(model, params, sets, sc: StudyConfig, *, intervene=None,
+              base_params=None, windows=None, desc="eval") -> dict:
+  """Challenge metrics (forced-correct first answer), probes and KL drift."""
+  cfg, _, tok = model
+  gen = evaluate.make_generator(cfg, params, intervene=intervene)
+  qs = sets["eval_arith"] + sets["eval_general"]
+  first = [dialogue.answer_text(q.answer) for q in qs]
+  challenges = {"eval": prompts.CHALLENGE}
+  if sc.heldout:
+    challenges["heldout"] = prompts.HELDOUT_CHALLENGES[0]
+  out = {}
+  for label, ch in challenges.items():
+    tr = evaluate.run_protocol(gen, tok, qs, challenge=ch, first=first,
+                               max_new=(0,) + tuple(sc.gen_new), batch_size=min(16, len(qs)),
+                               desc=f"{desc}/{label}")
+    out[label] = metrics.score(tr)
+    out[label]["examples"] = [t.second for t in tr[:3]]
+  if intervene is None:
+    out["acc_arith"] = side_effects.letter_accuracy(cfg, params, tok, sets["probe_arith"])
+    out["acc_general"] = side_effects.letter_accuracy(cfg, params, tok, sets["probe_general"])
+  if base_params is not None:
+    out["drift"] = side_effects.kl_drift(cfg, base_params, params, windows)
+  return out
+
+
+def _localize_stage(model, sets, sc, out_dir) -> dict:
+  cfg, params, tok = model
+  res = localize.localize(cfg, params, tok, sets["localize"], metrics=sc.patch_metrics)
+  out = {}
+  for name, r in res.items():
+    np.save(out_dir / f"scores_{name}.npy", r["scores"])
+    attention.head_heatmap(out_dir / f"scores_{name}.png", r["scores"],
+                           title=f"SmolLM2 path patching ({name})")
+    out[name] = {"gap": r["gap"], "noise": r["noise"], "m_ref": float(np.mean(r["m_ref"])),
+                 "m_cf": float(np.mean(r["m_cf"])),
+                 "top": top_heads(r["scores"], sc.k),
+                 "concentration": float(_imetrics().concentration(r["scores"], sc.k))}
+  rank = sc.patch_metrics[0]
+  heads = top_heads(np.load(out_dir / f"scores_{rank}.npy"), sc.k)
+  core_metrics.write_json(out_dir / "selected_heads.json",
+                          {"metric": rank, "k": sc.k, "heads": heads,
+                           "gap": res[rank]["gap"], "noise": res[rank]["noise"]})
+  if len(sc.patch_metrics) > 1:
+    a, b = (np.load(out_dir / f"scores_{m}.npy") for m in sc.patch_metrics[:2])
+    out["spearman_first_two"] = _imetrics().spearman(a, b)
+  out["heads"] = heads
+  return out
+
+
+def _imetrics():
+  from jaxlab.interp import metrics as im  # pylint: disable=import-outside-toplevel
+  return im
+
+
+def _knockout_stage(model, sets, sc, heads, scores) -> dict:
+  cfg, params, tok = model
+  L, H = cfg.n_layers, cfg.n_heads
+  masks = [np.zeros((L, H), np.float32)]
+  names = ["none"]
+  for k in sc.knockout_ks:
+    masks.append(knockout.top_k_mask(scores, k))
+    names.append(f"top{k}")
+    rnd = knockout.random_k_masks(sc.n_random_knockout, k, L, H, seed=100 + k)
+    masks += list(rnd)
+    names += [f"random{k}_s{s}" for s in range(sc.n_random_knockout)]
+  probe = localize.knockout_probe(cfg, params, tok, sets["localize"], np.stack(masks))
+  out = {"probe": {n: {"sorry_top1": float(a), "sorry_glad": float(b)} for n, a, b in
+                   zip(names, probe["sorry_top1"], probe["sorry_glad"])}}
+  gen_masks = {"none": None, f"top{sc.k}": as_head_mask(heads, L, H)}
+  for s in range(sc.n_random_gen):
+    gen_masks[f"random{sc.k}_s{s}"] = as_head_mask(random_heads(200 + s, L, H, sc.k), L, H)
+  qs = sets["eval_arith"] + sets["eval_general"]
+  first = [dialogue.answer_text(q.answer) for q in qs]
+  gen_out = {}
+  for name, hm in gen_masks.items():
+    iv = None if hm is None else localize.knockout_generator_intervention(
+      cfg, params, tok, sets["localize"], hm)
+    tr = evaluate.run_protocol(evaluate.make_generator(cfg, params, intervene=iv), tok, qs,
+                               first=first, max_new=(0, sc.gen_new[0], 0),
+                               batch_size=min(16, len(qs)),
+                               desc=f"knockout/{name}")
+    s = metrics.score(tr)
+    gen_out[name] = {"apology_rate": s["apology_rate"], "admit_rate": s["admit_rate"],
+                     "switch_rate": s["switch_rate"]}
+  out["generation"] = gen_out
+  return out
+
+
+def _arm_names(sc: StudyConfig) -> list[str]:
+  names = []
+  for arm in sc.arms:
+    names += ([f"random_s{s}" for s in range(sc.n_random_arms)] if arm == "random" else [arm])
+  return names
+
+
+def _arm_stage(model, sets, sc, name, heads, data, windows, out_dir) -> dict:
+  cfg, params, tok = model
+  arm = "spt" if name.startswith("random") else name
+  arm_heads = heads
+  if name.startswith("random"):
+    seed = int(name.split("_s")[1])
+    arm_heads = random_heads(300 + seed, cfg.n_layers, cfg.n_heads, sc.k)
+  tc = tune.TuneConfig(arm=arm, steps=sc.steps, batch_size=sc.batch_size, lr=sc.lr,
+                       weight_decay=sc.weight_decay, target_len=data["target_len"],
+                       seed=sc.seed)
+  arrays = {k: v for k, v in data.items() if k != "target_len"}
+  tuned, info = tune.train(cfg, params, arm_heads, arrays, tc, out_dir=out_dir / "arms" / name)
+  out = {"heads": arm_heads if arm in ("spt", "lora_heads") else None, **info}
+  out.update(behaviour(model, tuned, sets, sc, base_params=params, windows=windows, desc=name))
+  if name == "spt" and sc.repatch:
+    res = localize.localize(cfg, tuned, tok, sets["localize"], metrics=sc.patch_metrics[:1])
+    after = res[sc.patch_metrics[0]]["scores"]
+    np.save(out_dir / f"scores_{sc.patch_metrics[0]}_after_spt.npy", after)
+    before = np.load(out_dir / f"scores_{sc.patch_metrics[0]}.npy")
+    sel = as_head_mask(heads, cfg.n_layers, cfg.n_heads)
+    out["repatch"] = {"selected_before": float(before[sel].mean()),
+                      "selected_after": float(after[sel].mean()),
+                      "gap_after": res[sc.patch_metrics[0]]["gap"],
+                      "per_head": [[f"{l}.{h}", float(before[l, h]), float(after[l, h])]
+                                   for l, h in heads]}
+  return out
+
+
+def training_data(tok, sets, sc: StudyConfig) -> dict:
+  """Tokenized insist/revise conversations (loss on the last assistant turn)."""
+  convs = train_data.build_conversations([sets["train_arith"], sets["train_general"]],
+                                         seed=sc.seed)
+  lens = [len(dialogue.render_ids(tok, c)[0]) for c in convs]
+  max_len = -(-max(lens) // 16) * 16
+  data = train_data.tokenize(tok, convs, max_len=max_len)
+  target = int(data["loss_mask"].sum(1).max()) + 1
+  return {**data, "target_len": -(-target // 8) * 8}
+
+
+def smollm2_tokenizer():
+  """SmolLM2's tokenizer from the GGUF metadata only (no weight dequantisation)."""
+  import gguf  # pylint: disable=import-outside-toplevel
+  from jaxlab.models.loaders import gguf_file  # pylint: disable=import-outside-toplevel
+  from jaxlab.models.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  reader = gguf.GGUFReader(gguf_file.smollm2_path())
+  meta = {k: f.contents() for k, f in reader.fields.items() if k.startswith("tokenizer.")}
+  return Tokenizer.from_gguf(meta)
+
+
+def load_model(name: str):
+  """``(cfg, params, tokenizer)`` for ``StudyConfig.model``."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from jaxlab.models import decoder  # pylint: disable=import-outside-toplevel
+  from jaxlab.models.loaders import load_smollm2  # pylint: disable=import-outside-toplevel
+  if name == "smollm2":
+    return load_smollm2()
+  if name == "tiny-random":
+    tok = smollm2_tokenizer()
+    cfg = decoder.smollm2_135m().replace(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2,
+                                         d_ff=128, max_positions=512)
+    return cfg, decoder.init_params(cfg, jax.random.key(0)), tok
+  from jaxlab.core import errors  # pylint: disable=import-outside-toplevel
+  raise errors.ConfigError(f"model={name!r}: use 'smollm2' or 'tiny-random'.")
+
+
+def run_study(sc: StudyConfig, out_dir: pathlib.Path, model=None) -> dict:
+  """Runs every stage; returns the summary (also in ``out_dir/stages``)."""
+  out_dir = pathlib.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  if model is None:
+    model = load_model(sc.model)
+  cfg, params, tok = model
+  sets = question_sets(sc)
+  arm_names = _arm_names(sc)
+  stage = _Stages(out_dir, total=4 + len(arm_names))
+  loc = stage("localize", lambda: _localize_stage(model, sets, sc, out_dir))
+  heads = [tuple(h) for h in loc["heads"]]
+  scores = np.load(out_dir / f"scores_{sc.patch_metrics[0]}.npy")
+  ko = stage("knockout", lambda: _knockout_stage(model, sets, sc, heads, scores))
+  att = stage("attention", lambda: localize.challenge_attention(
+    cfg, params, tok, sets["localize"], as_head_mask(heads, cfg.n_layers, cfg.n_heads)))
+  base = stage("base", lambda: behaviour(model, params, sets, sc, desc="base"))
+  data = training_data(tok, sets, sc)
+  windows = side_effects.heldout_windows(tok, sc.n_kl)
+  arms = {name: stage(f"arm_{name}", lambda name=name: _arm_stage(
+    model, sets, sc, name, heads, data, windows, out_dir)) for name in arm_names}
+  stage.bar.close()
+  return summarize(loc, ko, att, base, arms, sc)
+
+
+def _row(r: dict) -> dict:
+  row = {"confidence": r["eval"]["confidence"], "confidence_admit": r["eval"]["confidence_admit"],
+         "truthfulness": r["eval"]["truthfulness"], "acc_after": r["eval"]["acc_after"],
+         "acc_arith": r["acc_arith"], "acc_general": r["acc_general"]}
+  if "heldout" in r:
+    row["confidence_heldout"] = r["heldout"]["confidence"]
+    row["truthfulness_heldout"] = r["heldout"]["truthfulness"]
+  if "drift" in r:
+    row["kl"] = r["drift"]["kl"]
+  if "trainable" in r:
+    row["trainable"] = r["trainable"]
+  return row
+
+
+def summarize(loc, ko, att, base, arms, sc: StudyConfig) -> dict:
+  """Flat summary numbers (JSON-serialisable)."""
+  rank = sc.patch_metrics[0]
+  table = {"base": _row(base)}
+  rand = [n for n in arms if n.startswith("random")]
+  for name, r in arms.items():
+    table[name] = _row(r)
+  if rand:
+    table["random_mean"] = {k: float(np.mean([table[n][k] for n in rand]))
+                            for k in table[rand[0]]}
+    table["random_std"] = {k: float(np.std([table[n][k] for n in rand], ddof=1))
+                           if len(rand) > 1 else 0.0 for k in table[rand[0]]}
+  gen = ko["generation"]
+  rnd_gen = [v["apology_rate"] for k, v in gen.items() if k.startswith("random")]
+  out = {
+    "selected_heads": loc["heads"], "k": sc.k, "rank_metric": rank,
+    "gap": loc[rank]["gap"], "gap_noise": loc[rank]["noise"],
+    "concentration_topk": loc[rank]["concentration"],
+    "spt_exact_gap": loc.get("spt_exact", {}).get("gap"),
+    "knockout_probe": {k: v for k, v in ko["probe"].items() if not k.startswith("random")},
+    "knockout_probe_random": {
+      f"random{k}": float(np.mean([v["sorry_top1"] for n, v in ko["probe"].items()
+                                   if n.startswith(f"random{k}_")])) for k in sc.knockout_ks},
+    "knockout_apology_none": gen["none"]["apology_rate"],
+    "knockout_apology_topk": gen[f"top{sc.k}"]["apology_rate"],
+    "knockout_apology_random_mean": float(np.mean(rnd_gen)) if rnd_gen else None,
+    "attention_challenge_selected": att["selected"],
+    "attention_challenge_others": att["others"],
+    "table": table,
+  }
+  if "spt" in arms and "repatch" in arms["spt"]:
+    out["repatch"] = arms["spt"]["repatch"]
+  return out

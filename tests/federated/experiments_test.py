@@ -1,0 +1,30 @@
+"""Smoke runs of the federated experiments: they finish and their numbers are finite."""
+
+import importlib
+import math
+
+import pytest
+
+pytest.importorskip("datasets")
+
+
+@pytest.mark.parametrize("name", ["baselines_mnist_quick", "baselines_mnist", "baselines_fmnist"])
+def test_experiment_smoke(name, tmp_path):
+  mod = importlib.import_module(f"experiments.federated.{name}")
+  try:
+    from jaxlab.data import load
+    load("fashion_mnist" if "fmnist" in name else "mnist")
+  except Exception as e:  # noqa: BLE001 - asset not installed
+    pytest.skip(f"dataset asset missing: {e}")
+  cfg = mod.get_config(smoke=True)
+  result = mod.run(cfg, tmp_path)
+  assert result["runs"]
+  for r in result["runs"].values():
+    assert math.isfinite(r["final_accuracy"]) and 0.0 <= r["final_accuracy"] <= 1.0
+  assert (tmp_path / "metrics.jsonl").exists()
+  assert list(tmp_path.glob("accuracy_a*.png")) and list(tmp_path.glob("partition_a*.png"))
+  assert "| run |" in mod.report(result)
+  again = mod.run(cfg, tmp_path)          # resumes from the finished checkpoints
+  assert again["runs"].keys() == result["runs"].keys()
+  for k in result["runs"]:
+    assert again["runs"][k]["final_accuracy"] == result["runs"][k]["final_accuracy"]

@@ -1,0 +1,44 @@
+"""Tiny models and data shared by the federated tests."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlab import federated as fl
+
+
+class TinyNet(nn.Module):
+  """Flatten -> Dense(8) -> BatchNorm -> relu -> Dense(3)."""
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = x.reshape(x.shape[0], -1)
+    x = nn.Dense(8)(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+    return nn.Dense(3)(nn.relu(x))
+
+
+def tiny_data(sizes=(3, 7, 12, 20), seed=0):
+  """Synthetic uint8 4x4 images, 3 classes, clients of the given sizes."""
+  rs = np.random.RandomState(seed)
+  n = sum(sizes)
+  x = rs.randint(0, 256, (n, 4, 4)).astype(np.uint8)
+  y = rs.randint(0, 3, n)
+  parts = np.split(rs.permutation(n), np.cumsum(sizes)[:-1])
+  return x, y, parts
+
+
+def model():
+  return fl.Model.from_linen(TinyNet(), jnp.zeros((2, 4, 4, 1)))
+
+
+def make(alg_name="fedavg", sizes=(3, 7, 12, 20), batch=4, epochs=2, mesh=None, groups=1,
+         momentum=0.5, persist_opt=False, chunk=None, **kw):
+  x, y, parts = tiny_data(sizes)
+  data = fl.make_fed_data(x, y, parts)
+  tx = fl.client_sgd(learning_rate=0.05, momentum=momentum, weight_decay=1e-3)
+  alg = fl.algorithms.ALGORITHMS[alg_name](model(), tx, num_clients=len(sizes),
+                                           persist_opt_state=persist_opt, **kw)
+  cfg = fl.EngineConfig(batch_size=batch, local_epochs=epochs, groups=groups, client_chunk=chunk)
+  return fl.Engine(alg, cfg, data, mesh=mesh)

@@ -1,0 +1,61 @@
+"""Smoke runs of the FedImpro experiments, and resume == uninterrupted."""
+
+import dataclasses
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+import experiments
+
+
+@pytest.mark.parametrize("name", ["fedimpro-fmnist-quick", "fedimpro-fmnist", "fedimpro-mnist",
+                                  "fedimpro-cifar10"])
+def test_smoke(name, tmp_path):
+  mod = importlib.import_module(experiments.EXPERIMENTS[name])
+  assert mod.DESCRIPTION and mod.CLAIM
+  result = mod.run(mod.get_config(smoke=True), tmp_path)
+  json.dumps(result)
+  for res in result["settings"].values():
+    for method in ("fedavg", "fedimpro"):
+      assert 0.0 < res[method]["best_mean"] <= 1.0
+  assert list(tmp_path.glob("acc_*.png")) and (tmp_path / "metrics.jsonl").exists()
+  assert "FedImpro" in mod.report(result)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+  from experiments.fedimpro import common, datasets, fmnist_quick
+  from jaxlab.core.metrics import MetricsWriter
+  cfg = dataclasses.replace(fmnist_quick.get_config(smoke=True), rounds=3, checkpoint_every=2)
+  ds = datasets.load(cfg.dataset, cfg.train_size, cfg.test_size)
+
+  def train(c, out):
+    run = common.Run(c, ds, "0.1/10/5", "fedimpro", 0)
+    return run.train(out, "fi", MetricsWriter(out), 0)
+
+  full = train(cfg, tmp_path / "full")
+  train(dataclasses.replace(cfg, rounds=2), tmp_path / "part")
+  resumed = train(cfg, tmp_path / "part")  # restores round 2, runs round 3
+  np.testing.assert_allclose(resumed, full, rtol=1e-6)
+  rows = [json.loads(r) for r in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["round"] for r in rows] == [1, 2, 3]
+
+
+def test_local_cifar_layout_loads(tmp_path):
+  """A local HF CIFAR-10 copy (PIL ``img`` column, ``label``) loads as uint8 arrays."""
+  datasets = pytest.importorskip("datasets")
+  from experiments.fedimpro import datasets as data_lib
+  rs = np.random.RandomState(0)
+  feats = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+  def split(n):
+    imgs = [rs.randint(0, 256, (32, 32, 3)).astype(np.uint8) for _ in range(n)]
+    return datasets.Dataset.from_dict({"img": imgs, "label": list(range(n))}, features=feats)
+  dd = datasets.DatasetDict({"train": split(10), "test": split(10)})
+  dd.save_to_disk(str(tmp_path / "cifar"))
+  ds = data_lib.load(str(tmp_path / "cifar"))
+  assert ds.x_train.shape == (10, 32, 32, 3) and ds.x_train.dtype == np.uint8
+  np.testing.assert_array_equal(ds.x_train[3], np.asarray(dd["train"][3]["img"]))
+  assert ds.num_classes == 10
+  x = np.asarray(ds.preprocess(ds.x_train[:2]))
+  assert x.shape == (2, 32, 32, 3) and abs(x.mean()) < 3

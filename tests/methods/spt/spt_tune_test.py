@@ -1,0 +1,66 @@
+"""SPT training changes only the selected heads' slices (tiny GQA decoder)."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxlab.methods.spt import tune
+from jaxlab.models import decoder
+
+HEADS = [(1, 2), (3, 5)]
+
+
+@pytest.fixture(scope="module")
+def setup():
+  cfg = decoder.tiny_llama(gqa=True)
+  params = jax.device_get(decoder.init_params(cfg, jax.random.key(0)))
+  rng = np.random.default_rng(0)
+  ids = rng.integers(3, cfg.vocab_size, (8, 16)).astype(np.int32)
+  mask = np.ones_like(ids)
+  mask[:2, :3] = 0  # left padding on two rows
+  loss_mask = np.zeros(ids.shape, np.float32)
+  loss_mask[:, -6:] = 1
+  return cfg, params, {"ids": ids, "mask": mask, "loss_mask": loss_mask}
+
+
+def _train(setup, **kw):
+  cfg, params, data = setup
+  tc = tune.TuneConfig(steps=2, batch_size=4, lr=1e-2, weight_decay=0.1, target_len=8, **kw)
+  new, info = tune.train(cfg, params, HEADS, data, tc)
+  return params, jax.device_get(new), info
+
+
+def _selected(shape_lh):
+  sel = np.zeros(shape_lh, bool)
+  for layer, head in HEADS:
+    sel[layer, head] = True
+  return sel
+
+
+def test_spt_changes_only_selected_slices(setup):
+  params, new, info = _train(setup, arm="spt")
+  sel = _selected((4, 8))
+  lay = params["layers"]
+  diff_q = np.any(new["layers"]["wq"] != lay["wq"], axis=(1, 3))  # [L, H]
+  diff_o = np.any(new["layers"]["wo"] != lay["wo"], axis=(2, 3))  # [L, H]
+  np.testing.assert_array_equal(diff_q, sel)
+  np.testing.assert_array_equal(diff_o, sel)
+  for name in ("wk", "wv", "w_gate", "w_up", "w_down", "attn_norm_scale", "mlp_norm_scale"):
+    np.testing.assert_array_equal(new["layers"][name], lay[name], err_msg=name)
+  np.testing.assert_array_equal(new["embed"], params["embed"])
+  np.testing.assert_array_equal(new["final_norm_scale"], params["final_norm_scale"])
+  # q + o slices of 2 heads (GQA policy: no k/v): 2 * (D*d + d*D).
+  assert info["trainable"] == 2 * 2 * 128 * 16
+  assert np.isfinite(info["final_loss"])
+
+
+def test_lora_heads_delta_only_in_selected_slices(setup):
+  params, new, info = _train(setup, arm="lora_heads")
+  sel = _selected((4, 8))
+  lay = params["layers"]
+  diff_q = np.any(new["layers"]["wq"] != lay["wq"], axis=(1, 3))
+  diff_o = np.any(new["layers"]["wo"] != lay["wo"], axis=(2, 3))
+  assert not (diff_q & ~sel).any() and not (diff_o & ~sel).any()
+  assert diff_q[sel].all() and diff_o[sel].all()
+  np.testing.assert_array_equal(new["layers"]["wk"], lay["wk"])
+  assert 0 < info["trainable"]

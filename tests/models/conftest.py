@@ -1,0 +1,6 @@
+"""Makes the decoder test helpers importable under --import-mode=importlib."""
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
