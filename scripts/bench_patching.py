@@ -155,12 +155,15 @@ def main():
   jax.block_until_ready(res.heads)
   t_fast = time.perf_counter() - t
   fast_scores = np.asarray(res.head_scores("relative"))
+  print(f"jaxlab fast path : {t_fast:8.2f} s  (first call incl. compile {t_fast_first:.2f} s)",
+        flush=True)
 
   patching.path_patch_naive(cfg, params, pair, metric, heads=sel[:1])  # compile
   t = time.perf_counter()
   nv = patching.path_patch_naive(cfg, params, pair, metric, heads=sel)
   t_naive = (time.perf_counter() - t) * (L * H) / len(sel)
   naive_scores = np.asarray(nv.head_scores("relative"))
+  print(f"jaxlab naive     : {t_naive:8.2f} s (270 heads, from {len(sel)})", flush=True)
 
   model = torch_model(cfg, params)
   torch_path_patching(model, cfg, s.ids_r[:, -8:], s.mask[:, -8:], s.ids_c[:, -8:], s.target,
@@ -175,8 +178,6 @@ def main():
   d_naive = np.abs(fast_scores[idx] - naive_scores[idx]).max()
   d_ref = np.abs(np.asarray(res.m_ref) - m_ref).max()
   extrap = "" if len(sel) == L * H else f" (extrapolated from {len(sel)} heads)"
-  print(f"jaxlab fast path : {t_fast:8.2f} s  (first call incl. compile {t_fast_first:.2f} s)")
-  print(f"jaxlab naive     : {t_naive:8.2f} s{extrap}")
   print(f"PyTorch hooks    : {t_torch:8.2f} s{extrap}")
   print(f"speed-up fast vs PyTorch hooks: {t_torch / t_fast:.1f}x; vs jaxlab naive: "
         f"{t_naive / t_fast:.1f}x; incl. compile vs PyTorch: {t_torch / t_fast_first:.1f}x")

@@ -17,7 +17,7 @@ import jax
 from jaxlab.core import config as config_lib
 from jaxlab.core import registry
 from jaxlab.core.errors import ConfigError
-from jaxlab.core.metrics import write_json
+from jaxlab.core.metrics import to_python, write_json
 
 
 def default_out(name: str, smoke: bool) -> pathlib.Path:
@@ -41,7 +41,8 @@ def prepare_out_dir(out_dir: pathlib.Path, saved: dict[str, Any], resume: bool) 
         " another --out (nothing was overwritten)"
       )
     old = json.loads(cfg_path.read_text())
-    changed = config_lib.diff(old, saved)
+    # compare in the form config.json stores (non-finite floats become strings)
+    changed = config_lib.diff(old, json.loads(json.dumps(to_python(saved))))
     if changed:
       raise ConfigError(
         f"cannot resume {out_dir}: its config differs in {'; '.join(changed)};"

@@ -51,3 +51,16 @@ def test_diff_and_roundtrip():
   assert a["widths"] == [1, 2]
   assert config.diff(a, b) == ["opt.lr: 0.1 -> 0.2", "steps: 10 -> 4"]
   assert config.diff(a, a) == []
+
+
+def test_resume_check_accepts_non_finite_values(tmp_path):
+  from jaxlab.core import experiment
+  from jaxlab.core.metrics import write_json
+
+  saved = {"experiment": "x", "config": {"init_best": float("inf"), "lr": 0.1}}
+  write_json(tmp_path / "config.json", saved)
+  experiment.prepare_out_dir(tmp_path, saved, resume=True)  # no error
+  with pytest.raises(ConfigError, match="config.lr: 0.1 -> 0.2"):
+    experiment.prepare_out_dir(
+      tmp_path, {"experiment": "x", "config": {"init_best": float("inf"), "lr": 0.2}}, resume=True
+    )

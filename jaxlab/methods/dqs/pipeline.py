@@ -146,7 +146,7 @@ def _plot_estimator(curves: dict, path: pathlib.Path, cfg: DqsExperimentConfig) 
               label=f"HL 1/(N^2 S), N={n}")
     ax.loglog(res["shots"], res["sql"], ":", color=ln.get_color(), lw=0.8)
   ax.set(xlabel="shots S per setting", ylabel="MSE of theta estimate",
-         title=f"Trig-interpolation estimator, env {cfg.env} (reconstructed; dotted = SQL)")
+         title=f"Estimator [reconstructed], env {cfg.env}; dotted = SQL 1/(N S)")
   ax.legend(fontsize=6)
   ax.grid(alpha=0.3, which="both")
   fig.tight_layout()

