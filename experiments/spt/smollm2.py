@@ -1,6 +1,5 @@
 """SPT on SmolLM2-135M-Instruct: the full (small-model, offline, CPU) study."""
 
-
 import pathlib
 
 from jaxlab.methods.spt import pipeline, report as report_lib
@@ -33,6 +32,3 @@ def run(config: pipeline.StudyConfig, out_dir: pathlib.Path) -> dict:
 
 def report(result: dict) -> str:
   return report_lib.markdown(result)
-
-
-
