@@ -142,9 +142,10 @@ def _chunked(cfg, params, pair, metric, size, **kw):
 
 @functools.partial(jax.jit, static_argnums=0, static_argnames=("chunk",))
 def _act_core(cfg, metric, params, pair, z_c, mlp_c, hot, mhot, *, chunk):
-  b, t = pair.ids_r.shape
-  cache = dec.init_cache(cfg, b, t)
-  _, _, cache = dec.extend(cfg, params, pair.ids_r[:, :-1], pair.mask_r[:, :-1], cache)
+  t = pair.ids_r.shape[1]
+  # prefill attends over the t-1 prompt tokens only and returns a t-slot cache (an empty
+  # init_cache + extend inside jit made XLA constant-fold the zero cache: slow compiles)
+  _, _, cache = dec.prefill(cfg, params, pair.ids_r[:, :-1], pair.mask_r[:, :-1], t)
 
   def one(args):
     h1, m1 = args
