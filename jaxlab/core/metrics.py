@@ -22,6 +22,17 @@ def to_python(x: Any) -> Any:
   return x
 
 
+def all_finite(x: Any) -> bool:
+  """True when every float in a nested dict/list/tuple result is finite."""
+  if isinstance(x, dict):
+    return all(all_finite(v) for v in x.values())
+  if isinstance(x, (list, tuple)):
+    return all(all_finite(v) for v in x)
+  if isinstance(x, float):
+    return math.isfinite(x)
+  return True
+
+
 def _not_lead() -> bool:
   """Only process 0 writes files in a multi-host run."""
   import jax

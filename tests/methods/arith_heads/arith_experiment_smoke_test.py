@@ -1,21 +1,11 @@
 """Smoke runs of both arith-heads experiments (tiny random decoder, every stage)."""
 
 import json
-import math
 
 import numpy as np
 
+from jaxlab.core.metrics import all_finite as _finite
 from experiments.arith_heads import smollm2, smollm2_quick
-
-
-def _finite(x):
-  if isinstance(x, dict):
-    return all(_finite(v) for v in x.values())
-  if isinstance(x, (list, tuple)):
-    return all(_finite(v) for v in x)
-  if isinstance(x, float):
-    return math.isfinite(x)
-  return True
 
 
 def test_smoke_runs_and_resumes(tmp_path):

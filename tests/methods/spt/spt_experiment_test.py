@@ -1,10 +1,10 @@
 """Smoke runs of the SPT experiments (tiny random decoder + SmolLM2's tokenizer)."""
 
 import json
-import math
 
 import pytest
 
+from jaxlab.core.metrics import all_finite as _finite
 from jaxlab.core import errors
 from jaxlab.models.loaders import gguf_file
 
@@ -16,16 +16,6 @@ def _asset():
     gguf_file.smollm2_path()
   except errors.AssetMissingError as e:
     pytest.skip(f"SmolLM2 asset absent (tokenizer source): {e}")
-
-
-def _finite(x):
-  if isinstance(x, dict):
-    return all(_finite(v) for v in x.values())
-  if isinstance(x, (list, tuple)):
-    return all(_finite(v) for v in x)
-  if isinstance(x, float):
-    return math.isfinite(x)
-  return True
 
 
 def test_quick_smoke(tmp_path):
