@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxlab import federated as fl
 from jaxlab.data import load, to_numpy
-from jaxlab.federated.models import FedCNN, FedMLP
+from jaxlab.models import CNN, MLP
 
 MEAN, STD = 0.1307, 0.3081
 
@@ -65,7 +65,7 @@ def prep(x):
 
 
 def jax_model(name):
-  module = FedCNN() if name == "cnn" else FedMLP()
+  module = CNN(im2col=True) if name == "cnn" else MLP()
   return fl.Model.from_linen(module, jnp.zeros((2, 28, 28, 1)))
 
 

@@ -14,7 +14,7 @@ from jaxlab.core.metrics import MetricsWriter, read_jsonl, write_json
 from jaxlab.data import load, to_numpy
 from jaxlab.federated import eval as fl_eval
 from jaxlab.federated import loop
-from jaxlab.federated.models import FedCNN, FedMLP
+from jaxlab.models import CNN, MLP
 
 STATS = {"mnist": (0.1307, 0.3081), "fashion_mnist": (0.2860, 0.3530)}
 
@@ -83,7 +83,7 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
   out_dir = pathlib.Path(out_dir)
   tr, te = _load(cfg)
   prep = _preprocess(cfg.dataset)
-  module = FedCNN(channels=cfg.channels, hidden=cfg.hidden)
+  module = CNN(channels=cfg.channels, hidden=cfg.hidden, im2col=True)
   model = fl.Model.from_linen(module, jnp.zeros((2, 28, 28, 1)))
   x_te, y_te, m_te = fl_eval.pad_eval(te["image"], te["label"], 500)
   evaluate = fl_eval.make_evaluate(model, 500, prep)
