@@ -1,4 +1,8 @@
-"""Weighted tree averages over the stacked client axis (axis 0)."""
+"""Weighted tree averages over the stacked client axis (axis 0), and the
+streaming form of aggregation: per-chunk ``Partial`` sums that add up.
+"""
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +10,52 @@ import jax.numpy as jnp
 from jaxlab.core.types import PyTree
 
 EPS = 1e-12
+
+
+class Totals(NamedTuple):
+  """Round-level normalisers, known before any client runs.
+
+  Attributes:
+    w: f32[] sum of raw weights over the round's real clients.
+    count: f32[] number of real clients (raw weight > 0).
+  """
+  w: jax.Array
+  count: jax.Array
+
+
+class Partial(NamedTuple):
+  """A chunk of clients' contribution to the round aggregate.
+
+  Attributes:
+    sums: pytree of weighted sums; the partial of a union of disjoint chunks is
+      the leafwise sum of their partials (so chunks can be streamed).
+    stacked: pytree of per-client arrays [s, ...] (small: normalised weights,
+      plug-in uploads); chunks are concatenated.
+  """
+  sums: PyTree
+  stacked: PyTree
+
+
+def totals(weights: jax.Array) -> Totals:
+  """``Totals`` of raw weights f32[S] (0 marks a padding client)."""
+  w = weights.astype(jnp.float32)
+  return Totals(w.sum(), (w > 0).astype(jnp.float32).sum())
+
+
+def normalise_with(weights: jax.Array, tot: Totals, mode: str = "n_k") -> jax.Array:
+  """Normalised weights of a chunk, given the whole round's ``Totals``."""
+  w = weights.astype(jnp.float32)
+  if mode == "uniform":
+    return (w > 0).astype(jnp.float32) / jnp.maximum(tot.count, 1.0)
+  return w / jnp.maximum(tot.w, EPS)
+
+
+def combine(a: Partial | None, b: Partial) -> Partial:
+  """The partial of two disjoint chunks (``a`` may be None)."""
+  if a is None:
+    return b
+  return Partial(jax.tree.map(jnp.add, a.sums, b.sums),
+                 jax.tree.map(lambda x, y: jnp.concatenate([x, y]), a.stacked, b.stacked))
 
 
 def normalise(weights: jax.Array, mode: str = "n_k") -> jax.Array:

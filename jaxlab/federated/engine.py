@@ -12,6 +12,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxlab.core import axes, rng
 from jaxlab.core.errors import ConfigError
+from jaxlab.federated import aggregate as agg_lib
 from jaxlab.federated import schedule
 from jaxlab.federated.types import ClientMeta, FedAlgorithm, FedData, Sampler, SimState
 
@@ -94,38 +95,84 @@ def scatter(table, ids: jax.Array, rows):
   return jax.tree.map(lambda t, r: t.at[ids].set(r, mode="drop"), table, rows)
 
 
+def _vmapped(cu, server, clients, inp: ClientMeta, data: FedData, key, constrain):
+  """Runs the clients of ``inp`` side by side; returns (table, uploads, metric sums)."""
+  rows = constrain(gather(clients, inp.id))
+  keys = client_keys(key, server.round, inp.id)
+  up, new_rows, m = jax.vmap(cu, in_axes=(None, 0, 0, None, 0))(server, rows, inp, data, keys)
+  return scatter(clients, inp.id, new_rows), up, jax.tree.map(lambda v: v.sum(0), m)
+
+
+def _chunked(cu, alg: FedAlgorithm, server, clients, inp: ClientMeta, data: FedData, key,
+             constrain, chunk: int, tot: agg_lib.Totals):
+  """``lax.scan`` over chunks of ``chunk`` vmapped clients, streaming the aggregate.
+
+  Live memory is one chunk's clients plus the running ``Partial`` sums, never the
+  stacked uploads of the whole round. Client i of the group runs in chunk
+  ``i % n`` (``[S] -> [chunk, n]``), which keeps a ``clients``-sharded axis local.
+  """
+  n = inp.id.shape[0] // chunk
+  xs = jax.tree.map(lambda a: a.reshape(chunk, n).T, inp)
+
+  def one(clients, meta):
+    clients, up, m = _vmapped(cu, server, clients, meta, data, key, constrain)
+    return clients, alg.reduce(server, up, meta.weight, tot), m
+
+  _, part0, m0 = jax.eval_shape(one, clients, jax.tree.map(lambda a: a[0], xs))
+  zeros = lambda tree: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), tree)
+
+  def body(carry, meta):
+    clients, sums, msum = carry
+    clients, part, m = one(clients, ClientMeta(*meta))
+    return (clients, jax.tree.map(jnp.add, sums, part.sums),
+            jax.tree.map(jnp.add, msum, m)), part.stacked
+
+  (clients, sums, msum), stacked = jax.lax.scan(body, (clients, zeros(part0.sums), zeros(m0)),
+                                                xs)
+  stacked = jax.tree.map(lambda a: a.reshape(n * chunk, *a.shape[2:]), stacked)
+  return clients, agg_lib.Partial(sums, stacked), msum
+
+
 def make_round(alg: FedAlgorithm, sampler: Sampler, steps: Sequence[int], constrain=None,
                chunk: int | None = None):
   """The pure round for groups with scan lengths ``steps`` (one per group).
 
-  ``chunk`` runs clients ``chunk`` at a time (``lax.map``) instead of all at once.
+  Algorithms with ``reduce``/``finish`` aggregate group by group (streaming); with
+  ``chunk`` each group runs ``chunk`` clients at a time under ``lax.scan`` so that
+  memory stays ~ one chunk (1000 CNN clients per round fit in a few GB).
 
   Returns:
     ``fl_round(sim, inputs: tuple[RoundInputs, ...], data, key) -> (sim, metrics)``.
   """
   cus = [client_update(alg, sampler, t) for t in steps]
   constrain = constrain or (lambda x: x)
+  streaming = alg.reduce is not None and alg.finish is not None
+  if chunk is not None and not streaming:
+    raise ConfigError("client_chunk needs an algorithm with reduce/finish (streaming"
+                      " aggregation); build it with fl.algorithms.* or set client_chunk=None")
 
   def fl_round(sim: SimState, inputs, data: FedData, key: jax.Array):
     server, clients = sim
-    ups, ws, msum, nsteps = [], [], None, 0.0
+    weights = jnp.concatenate([inp.weight for inp in inputs])
+    tot = agg_lib.totals(weights)
+    part, ups, msum, nsteps = None, [], None, 0.0
     for cu, inp in zip(cus, inputs):
-      rows = constrain(gather(clients, inp.id))
-      keys = client_keys(key, server.round, inp.id)
       if chunk is None:
-        up, new_rows, m = jax.vmap(cu, in_axes=(None, 0, 0, None, 0))(server, rows, inp, data,
-                                                                      keys)
-      else:   # memory ~ chunk clients: vmap inside chunks, scan over chunks
-        up, new_rows, m = jax.lax.map(lambda a: cu(server, a[0], a[1], data, a[2]),
-                                      (rows, inp, keys), batch_size=chunk)
-      clients = scatter(clients, inp.id, new_rows)
-      ups.append(up), ws.append(inp.weight)
-      m = jax.tree.map(lambda v: v.sum(0), m)
+        clients, up, m = _vmapped(cu, server, clients, inp, data, key, constrain)
+        if streaming:
+          part = agg_lib.combine(part, alg.reduce(server, up, inp.weight, tot))
+        else:
+          ups.append(up)
+      else:
+        clients, p, m = _chunked(cu, alg, server, clients, inp, data, key, constrain, chunk, tot)
+        part = agg_lib.combine(part, p)
       msum = m if msum is None else jax.tree.map(jnp.add, msum, m)
       nsteps = nsteps + inp.steps.sum()
-    uploads = jax.tree.map(lambda *xs: jnp.concatenate(xs), *ups) if len(ups) > 1 else ups[0]
-    weights = jnp.concatenate(ws) if len(ws) > 1 else ws[0]
-    agg = alg.aggregate(server, uploads, weights)
+    if streaming:
+      agg = alg.finish(server, part, tot)
+    else:
+      uploads = jax.tree.map(lambda *xs: jnp.concatenate(xs), *ups) if len(ups) > 1 else ups[0]
+      agg = alg.aggregate(server, uploads, weights)
     server, sm = alg.server_update(server, agg, server_key(key, server.round))
     denom = jnp.maximum(nsteps, 1).astype(jnp.float32)
     metrics = {**jax.tree.map(lambda v: v / denom, msum), **sm, "real_steps": nsteps}

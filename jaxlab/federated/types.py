@@ -129,7 +129,14 @@ class Plugin(NamedTuple):
 
 
 class FedAlgorithm(NamedTuple):
-  """A federated algorithm as pure functions (see docs/federated.md)."""
+  """A federated algorithm as pure functions (see docs/federated.md).
+
+  ``aggregate`` reduces a whole round's stacked uploads. ``reduce``/``finish`` are its
+  streaming form, used when clients run in chunks (memory ~ one chunk):
+  ``reduce(server, uploads [s, ...], weights f32[s], totals) -> Partial`` with
+  partials of disjoint chunks adding up (``aggregate.combine``), then
+  ``finish(server, partial, totals) -> Aggregate``. ``None`` = not streamable.
+  """
   init: Callable[..., ServerState]
   persist_init: Callable[[ServerState], PyTree]
   client_init: Callable[[ServerState, PyTree, ClientMeta, Array], ClientCarry]
@@ -137,6 +144,8 @@ class FedAlgorithm(NamedTuple):
   client_final: Callable[[ServerState, ClientCarry, ClientMeta], tuple[PyTree, PyTree]]
   aggregate: Callable[[ServerState, PyTree, Array], PyTree]
   server_update: Callable[[ServerState, PyTree, Array], tuple[ServerState, Metrics]]
+  reduce: Callable | None = None
+  finish: Callable | None = None
 
 
 class Sampler(NamedTuple):

@@ -42,10 +42,15 @@ def test_sampled_subsets_groups_and_persistent_momentum():
   eng = helpers.make("scaffold", groups=2, persist_opt=True)
   sim_v, _ = _rounds(eng, eng.run_round, ids_list=ids)
   sim_s, _ = _rounds(eng, lambda s, i, k: fl.sequential.run_round(eng, s, i, k), ids_list=ids)
-  chex.assert_trees_all_close(sim_v, sim_s, rtol=1e-5, atol=1e-6)
+  # Two groups stream their weighted sums separately (one add more than the
+  # sequential engine's single tensordot): ~1.4e-6 on a few params after 3 rounds;
+  # c_k = ... + (w_g - y_k)/(K_k·lr) amplifies that by 1/(K_k·lr).
+  chex.assert_trees_all_close(sim_v.server, sim_s.server, rtol=1e-5, atol=3e-6)
+  chex.assert_trees_all_close(sim_v.clients, sim_s.clients, rtol=1e-4, atol=2e-5)
   chunked = helpers.make("scaffold", groups=2, persist_opt=True, chunk=1)
   sim_c, _ = _rounds(chunked, chunked.run_round, ids_list=ids)
-  chex.assert_trees_all_close(sim_c, sim_s, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(sim_c.server, sim_s.server, rtol=1e-5, atol=3e-6)
+  chex.assert_trees_all_close(sim_c.clients, sim_s.clients, rtol=1e-4, atol=2e-5)
 
 
 def test_sharded_equals_unsharded():

@@ -41,7 +41,8 @@ class Hooks(NamedTuple):
   penalty: Callable = lambda params, alg: 0.0            # added to the plug-in loss
   correct: Callable = lambda grads, alg: grads           # gradient correction
   final: Callable = lambda server, carry, meta, delta: (delta, (), ())  # delta, up, row
-  aggregate: Callable = lambda delta, ups, p, raw: (delta, ())          # delta, alg agg
+  reduce: Callable = lambda ups, p, raw: ()       # alg uploads -> sums (linear in clients)
+  finish: Callable = lambda delta, sums, tot: (delta, ())   # -> delta, alg aggregate
   server: Callable = lambda alg, alg_agg: alg
 
 
@@ -112,12 +113,23 @@ def build(model: Model, client_tx: optax.GradientTransformation, *, num_clients:
     row = {"opt": carry.opt_state if persist_opt_state else (), "alg": alg_row, "ext": ext_row}
     return upload, row
 
+  def reduce(server, uploads: dict, weights: jax.Array, tot: agg_lib.Totals) -> agg_lib.Partial:
+    del server
+    p = agg_lib.normalise_with(weights, tot, weight_mode)
+    sums = {"delta": agg_lib.weighted_mean(uploads["delta"], p),
+            "model_state": agg_lib.weighted_mean(uploads["model_state"], p),
+            "alg": hooks.reduce(uploads["alg"], p, weights)}
+    return agg_lib.Partial(sums, {"ext": uploads["ext"], "p": p})
+
+  def finish(server, part: agg_lib.Partial, tot: agg_lib.Totals) -> dict:
+    del server
+    delta, alg = hooks.finish(part.sums["delta"], part.sums["alg"], tot)
+    return {"delta": delta, "model_state": part.sums["model_state"], "alg": alg,
+            "ext": part.stacked["ext"], "p": part.stacked["p"]}
+
   def aggregate(server, uploads: dict, weights: jax.Array) -> dict:
-    p = agg_lib.normalise(weights, weight_mode)
-    delta = agg_lib.weighted_mean(uploads["delta"], p)
-    delta, alg = hooks.aggregate(delta, uploads["alg"], p, weights)
-    return {"delta": delta, "model_state": agg_lib.weighted_mean(uploads["model_state"], p),
-            "alg": alg, "ext": uploads["ext"], "p": p}
+    tot = agg_lib.totals(weights)
+    return finish(server, reduce(server, uploads, weights, tot), tot)
 
   def server_update(server: ServerState, agg: dict, key):
     updates, opt = server_tx.update(agg["delta"], server.opt_state, server.params)
@@ -128,4 +140,4 @@ def build(model: Model, client_tx: optax.GradientTransformation, *, num_clients:
     return new, m
 
   return FedAlgorithm(init, persist_init, client_init, client_step, client_final,
-                      aggregate, server_update)
+                      aggregate, server_update, reduce, finish)

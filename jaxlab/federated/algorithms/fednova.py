@@ -34,11 +34,11 @@ def fednova(model: Model, client_tx: optax.GradientTransformation, *, num_client
     scaled = jax.tree.map(lambda d: jnp.where(ok, d / jnp.where(ok, a, 1.0), 0.0), delta)
     return scaled, a, ()
 
-  def aggregate(delta, a, p, raw):
-    tau_eff = jnp.dot(p, a)
+  def finish(delta, tau_eff, tot):
     return jax.tree.map(lambda d: tau_eff * d, delta), tau_eff
 
-  hooks = Hooks(final=final, aggregate=aggregate, server=lambda alg, tau_eff: alg)
+  hooks = Hooks(final=final, reduce=lambda a, p, raw: jnp.dot(p, a), finish=finish,
+                server=lambda alg, tau_eff: alg)
   return build(model, client_tx, num_clients=num_clients, hooks=hooks, plugin=plugin,
                weight_mode=weight_mode, server_tx=server_tx,
                persist_opt_state=persist_opt_state)

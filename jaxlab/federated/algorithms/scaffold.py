@@ -43,15 +43,17 @@ def scaffold(model: Model, client_tx: optax.GradientTransformation, *, num_clien
     dc = jax.tree.map(lambda a, b: a - b, c_new, carry.alg["c_k"])
     return delta, dc, c_new
 
-  def aggregate(delta, dc, p, raw):
-    real = (raw > 0).astype(jnp.float32)
-    denom = num_clients if server_scale == "paper" else jnp.maximum(real.sum(), 1.0)
-    return delta, jax.tree.map(lambda s: s / denom, agg_lib.masked_sum(dc, real))
+  def reduce(dc, p, raw):
+    return agg_lib.masked_sum(dc, raw > 0)
+
+  def finish(delta, dc_sum, tot):
+    denom = num_clients if server_scale == "paper" else jnp.maximum(tot.count, 1.0)
+    return delta, jax.tree.map(lambda s: s / denom, dc_sum)
 
   hooks = Hooks(
     server_init=zeros, persist_init=zeros, client_init=client_init,
     correct=lambda g, alg: jax.tree.map(lambda a, b: a + b, g, alg["corr"]),
-    final=final, aggregate=aggregate,
+    final=final, reduce=reduce, finish=finish,
     server=lambda c, dc: jax.tree.map(lambda a, b: a + b, c, dc),
   )
   return build(model, client_tx, num_clients=num_clients, hooks=hooks, plugin=plugin,
