@@ -4,7 +4,7 @@ See docs/federated.md for the API (FedAlgorithm, Plugin, persistent client state
 """
 
 from jaxlab.federated import (aggregate, algorithms, eval, loop, partition, plugins,
-                              schedule, sequential, sweep)
+                              schedule, sequential, stepped, sweep)
 from jaxlab.federated.algorithms import client_sgd
 from jaxlab.federated.data import make_fed_data
 from jaxlab.federated.engine import Engine, EngineConfig, clients_mesh, client_update, init_sim
@@ -16,5 +16,5 @@ __all__ = [
   "ClientCarry", "ClientMeta", "Engine", "EngineConfig", "FedAlgorithm", "FedData", "Model",
   "Plugin", "RoundInputs", "Sampler", "ServerState", "SimState", "aggregate", "algorithms",
   "client_sgd", "client_update", "clients_mesh", "eval", "init_sim", "loop", "make_fed_data",
-  "partition", "plugins", "sample_clients", "schedule", "sequential", "sweep",
+  "partition", "plugins", "sample_clients", "schedule", "sequential", "stepped", "sweep",
 ]

@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import functools
+import math
 from collections.abc import Sequence
 
 import jax
@@ -30,14 +31,20 @@ class EngineConfig:
     step_bucket: scan-length buckets: "pow2", "mult:M" or "exact".
     min_bucket: smallest pow2 bucket.
     groups: sort sampled clients by steps and run this many scans (own T each).
-    client_chunk: vmap this many clients at a time (lax.map over chunks) to bound
-      memory; None = all clients of a group at once.
+    grouping: how sorted clients are cut into ``groups``: ``"equal"`` (equal sizes:
+      group shapes fixed across rounds, only T varies) or ``"optimal"`` (the cut
+      that minimises scanned padded steps, by dynamic programming: least waste, but
+      group sizes vary by round, so each new size tuple compiles).
+    client_chunk: run each group this many clients at a time (``lax.scan`` over
+      chunks, aggregate streamed) to bound memory; None = all clients of a group
+      at once.
   """
   batch_size: int
   local_epochs: int = 1
   step_bucket: str = "pow2"
   min_bucket: int = 8
   groups: int = 1
+  grouping: str = "equal"
   client_chunk: int | None = None
 
   def __post_init__(self):
@@ -46,6 +53,10 @@ class EngineConfig:
         f"batch_size={self.batch_size}, local_epochs={self.local_epochs} and"
         f" groups={self.groups} must all be >= 1")
     schedule.bucket(1, self.step_bucket)
+    if self.grouping not in ("equal", "optimal"):
+      raise ConfigError(f"grouping={self.grouping!r}; use 'equal' or 'optimal'")
+    if self.client_chunk is not None and self.client_chunk < 1:
+      raise ConfigError(f"client_chunk={self.client_chunk} must be >= 1 or None")
 
 
 def tree_where(cond: jax.Array, new, old):
@@ -181,6 +192,38 @@ def make_round(alg: FedAlgorithm, sampler: Sampler, steps: Sequence[int], constr
   return fl_round
 
 
+def optimal_cuts(steps: np.ndarray, groups: int, cost) -> np.ndarray:
+  """Cut points splitting ``steps`` (sorted descending) into <= ``groups`` runs that
+  minimise ``sum cost(len(run), run[0])`` (dynamic programming, O(groups·S²)).
+
+  Args:
+    steps: real local steps per client, sorted in descending order.
+    groups: the most runs allowed.
+    cost: ``(group sizes int[n], longest client's steps) -> scanned client-steps [n]``.
+
+  Returns:
+    int indices for ``np.split`` (sorted, without 0 and S).
+  """
+  s = len(steps)
+  c = np.full((s + 1, s + 1), np.inf)       # c[i, j]: cost of one group steps[i:j]
+  c[np.arange(s + 1), np.arange(s + 1)] = 0.0   # an empty group costs nothing
+  for i in range(s):
+    c[i, i + 1:] = cost(np.arange(1, s - i + 1), int(steps[i]))
+  best = np.full(s + 1, np.inf)
+  best[0] = 0.0
+  arg = np.zeros((groups + 1, s + 1), np.int64)
+  for g in range(1, groups + 1):
+    tot = best[:, None] + c                 # tot[i, j]: best with g-1 groups to i, then i:j
+    arg[g] = np.argmin(tot, axis=0)
+    best = tot[arg[g], np.arange(s + 1)]
+  cuts, j, g = [], s, groups
+  while j > 0:
+    i = int(arg[g][j])
+    cuts.append(i)
+    j, g = i, g - 1
+  return np.array(sorted({x for x in cuts if 0 < x < s}), np.int64)
+
+
 def clients_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
   """A 1-D mesh over the ``clients`` axis (all devices by default)."""
   devs = jax.devices()[: num_devices or len(jax.devices())]
@@ -221,7 +264,8 @@ class Engine:
 
   # ---- host-side planning -------------------------------------------------
   def _pad_to(self) -> int:
-    return 1 if self.mesh is None else self.mesh.shape[axes.CLIENTS]
+    devices = 1 if self.mesh is None else self.mesh.shape[axes.CLIENTS]
+    return math.lcm(devices, self.config.client_chunk or 1)
 
   def plan(self, ids: np.ndarray) -> tuple[tuple[int, ...], tuple[ClientMeta, ...]]:
     """Scan lengths and padded ``RoundInputs`` per group for sampled ``ids``."""
@@ -233,8 +277,15 @@ class Engine:
     if cfg.groups > 1:
       order = np.argsort(-steps, kind="stable")
       ids, steps = ids[order], steps[order]
+    if cfg.groups > 1 and cfg.grouping == "optimal":
+      pad = self._pad_to()
+      cost = lambda sizes, t: (sizes + (-sizes % pad)) * schedule.bucket(
+        t, cfg.step_bucket, cfg.min_bucket)
+      cuts = optimal_cuts(steps, cfg.groups, cost)
+    else:
+      cuts = np.cumsum([len(a) for a in np.array_split(ids, cfg.groups)])[:-1]
     ts, inputs = [], []
-    for g_ids, g_steps in zip(np.array_split(ids, cfg.groups), np.array_split(steps, cfg.groups)):
+    for g_ids, g_steps in zip(np.split(ids, cuts), np.split(steps, cuts)):
       if len(g_ids) == 0:
         continue
       pad = -len(g_ids) % self._pad_to()

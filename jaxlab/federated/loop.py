@@ -12,10 +12,13 @@ from jaxlab.core.checkpoint import Checkpointer
 from jaxlab.core.errors import ConfigError, NonFiniteError
 from jaxlab.core.metrics import MetricsWriter
 from jaxlab.core.progress import progress
-from jaxlab.federated import sequential
+from jaxlab.federated import sequential, stepped
 from jaxlab.federated.engine import Engine
 from jaxlab.federated.sampling import sample_clients
 from jaxlab.federated.types import SimState
+
+
+ENGINES = ("vmap", "stepped", "sequential")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -25,7 +28,8 @@ class LoopConfig:
     per_round: clients sampled per round (S).
     eval_every: evaluate every this many rounds (and after the last).
     checkpoint_every: save server + client table every this many rounds (0: never).
-    engine: "vmap" or "sequential".
+    engine: "vmap" (clients vmapped, local steps scanned), "stepped" (one client per
+      device, host-driven steps: fastest for conv models on CPU) or "sequential".
     sampling_seed: None = reference round-seeded sampling; an int mixes it in.
   """
   rounds: int
@@ -36,8 +40,8 @@ class LoopConfig:
   sampling_seed: int | None = None
 
   def __post_init__(self):
-    if self.engine not in ("vmap", "sequential"):
-      raise ConfigError(f"engine={self.engine!r}; use 'vmap' or 'sequential'")
+    if self.engine not in ENGINES:
+      raise ConfigError(f"engine={self.engine!r}; use one of {ENGINES}")
 
 
 def summarize(history: list[dict], target: float | None = None) -> dict:
@@ -79,8 +83,9 @@ def train(eng: Engine, key: jax.Array, cfg: LoopConfig,
     sim, extra = ckpt.restore(sim)
     start, history = int(extra["round"]), list(extra["history"])
     writer.truncate(start)
-  runner = eng.run_round if cfg.engine == "vmap" else (
-    lambda s, i, k: sequential.run_round(eng, s, i, k))
+  runner = {"vmap": eng.run_round,
+            "stepped": lambda s, i, k: stepped.run_round(eng, s, i, k),
+            "sequential": lambda s, i, k: sequential.run_round(eng, s, i, k)}[cfg.engine]
   for r in progress(range(start, cfg.rounds), total=cfg.rounds - start, desc=desc):
     ids = sample_clients(r, eng.num_clients, cfg.per_round, cfg.sampling_seed)
     t0 = time.perf_counter()

@@ -121,3 +121,31 @@ def test_determinism_two_runs():
   a, _ = _rounds(eng, eng.run_round, 2)
   b, _ = _rounds(helpers.make("fednova"), helpers.make("fednova").run_round, 2)
   chex.assert_trees_all_equal(a, b)
+
+
+def test_optimal_cuts_match_brute_force():
+  import itertools
+  rs = np.random.RandomState(0)
+  for _ in range(200):
+    s, g = rs.randint(1, 8), rs.randint(1, 4)
+    steps = np.sort(rs.randint(1, 20, s))[::-1]
+    cost = lambda sizes, t: (sizes + (-sizes % 2)) * t        # pad groups to 2 clients
+    value = lambda cuts: sum((len(r) + len(r) % 2) * r[0] for r in np.split(steps, cuts)
+                             if len(r))
+    cuts = eng_lib.optimal_cuts(steps, g, cost)
+    best = min(value(list(c)) for k in range(g) for c in itertools.combinations(range(1, s), k))
+    assert len(cuts) <= g - 1 and value(cuts) == best
+
+
+def test_optimal_grouping_cuts_waste_and_equals_sequential():
+  sizes = (3, 4, 5, 9, 16, 17, 30, 31)
+  ids = np.arange(8)
+  equal = helpers.make("fedavg", sizes=sizes, groups=3, bucket="exact")
+  optimal = helpers.make("fedavg", sizes=sizes, groups=3, grouping="optimal", bucket="exact")
+  assert optimal.waste(ids) < equal.waste(ids)
+  steps, inputs = optimal.plan(ids)
+  assert sorted(np.concatenate([m.id for m in inputs]).tolist()) == list(range(8))
+  sim_o, _ = _rounds(optimal, optimal.run_round, ids_list=[ids])
+  sim_s, _ = _rounds(optimal, lambda s, i, k: fl.sequential.run_round(optimal, s, i, k),
+                     ids_list=[ids])
+  chex.assert_trees_all_close(sim_o.server, sim_s.server, rtol=1e-5, atol=2e-6)
