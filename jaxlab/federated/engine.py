@@ -35,6 +35,8 @@ class EngineConfig:
       group shapes fixed across rounds, only T varies) or ``"optimal"`` (the cut
       that minimises scanned padded steps, by dynamic programming: least waste, but
       group sizes vary by round, so each new size tuple compiles).
+    steps_per_call: stepped engine only: the most local steps one call runs
+      (unrolled, in powers of two); more = fewer dispatches, longer compiles.
     client_chunk: run each group this many clients at a time (``lax.scan`` over
       chunks, aggregate streamed) to bound memory; None = all clients of a group
       at once.
@@ -45,6 +47,7 @@ class EngineConfig:
   min_bucket: int = 8
   groups: int = 1
   grouping: str = "equal"
+  steps_per_call: int = 4
   client_chunk: int | None = None
 
   def __post_init__(self):

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxlab import federated as fl
 from jaxlab.core.errors import ConfigError
 from jaxlab.federated import aggregate
 from jaxlab.federated.algorithms.fednova import norm_factor
@@ -89,3 +90,25 @@ def test_bad_configs():
     eng.plan(np.array([0, 0]))
   with pytest.raises(ConfigError, match="hyper-parameter"):
     eng.init(jax.random.key(0), {"lr": 0.1})
+
+
+def test_client_sgd_leaves_out_zero_momentum_and_decay():
+  params = {"w": jnp.arange(6.0).reshape(2, 3), "b": jnp.ones(3)}
+  grads = jax.tree.map(lambda p: 0.1 * p + 1.0, params)
+  lean = fl.client_sgd(0.05)
+  full = fl.client_sgd(0.05, sweepable=("momentum", "weight_decay"))
+  assert set(lean.init(params).hyperparams) == {"learning_rate"}
+  assert set(full.init(params).hyperparams) == {"learning_rate", "momentum", "weight_decay"}
+  ua, sa = lean.update(grads, lean.init(params), params)
+  ub, sb = full.update(grads, full.init(params), params)
+  chex.assert_trees_all_close(ua, ub, rtol=0, atol=0)
+  chex.assert_trees_all_close(ua, jax.tree.map(lambda g: -0.05 * g, grads), rtol=1e-7)
+  # Non-zero values are injected and follow PyTorch: d = g + wd·p; buf = mom·buf + d.
+  tx = fl.client_sgd(0.1, momentum=0.9, weight_decay=0.01)
+  state = tx.init(params)
+  u1, state = tx.update(grads, state, params)
+  u2, _ = tx.update(grads, state, params)
+  d = jax.tree.map(lambda g, p: g + 0.01 * p, grads, params)
+  chex.assert_trees_all_close(u2, jax.tree.map(lambda x: -0.1 * (0.9 * x + x), d), rtol=1e-6)
+  with pytest.raises(ConfigError, match="unknown"):
+    fl.client_sgd(0.1, sweepable=("nesterov",))

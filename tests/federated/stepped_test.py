@@ -68,15 +68,19 @@ def test_stepped_on_8_devices_equals_one_device_and_vmap():
       chex.assert_trees_all_close(a.clients, other.clients, rtol=1e-5, atol=1e-5)
 
 
-def test_stepped_plan_sorts_pads_and_counts_waste():
+def test_lane_schedule_keeps_lanes_busy():
+  # 2 lanes, clients (longest first) 10, 4, 3, 2: lane0 runs 10; lane1 runs 4, 3, 2 (9).
+  runs, swaps = fl.stepped.schedule_lanes(np.array([10, 4, 3, 2]), 2)
+  assert swaps[0] == [(0, 0), (1, 1)]
+  assert runs == [4, 3, 2, 1]
+  assert swaps[1:] == [[(1, 2)], [(1, 3)], [(1, -1)], [(0, -1)]]
   eng = helpers.make("fedavg", sizes=(3, 7, 12, 20), batch=4, epochs=2,
                      mesh=fl.clients_mesh(2))
-  meta, chunk_steps = fl.stepped.plan(eng, np.array([0, 3, 1]))
-  # steps = 2·ceil(n/4): client 0 -> 2, client 1 -> 4, client 3 -> 10; sorted, padded to 4.
-  np.testing.assert_array_equal(meta.id, [3, 1, 0, 4])
-  np.testing.assert_array_equal(meta.steps, [10, 4, 2, 0])
-  np.testing.assert_array_equal(chunk_steps, [10, 2])
-  assert fl.stepped.waste(eng, np.array([0, 3, 1])) == pytest.approx(1 - 16 / 24)
+  meta = fl.stepped.plan(eng, np.array([0, 3, 1]))
+  # steps = 2·ceil(n/4): client 0 -> 2, client 1 -> 4, client 3 -> 10; longest first.
+  np.testing.assert_array_equal(meta.id, [3, 1, 0])
+  np.testing.assert_array_equal(meta.steps, [10, 4, 2])
+  assert fl.stepped.waste(eng, np.array([0, 3, 1])) == pytest.approx(1 - 16 / 20)
   with pytest.raises(ConfigError, match="distinct"):
     fl.stepped.plan(eng, np.array([1, 1]))
 

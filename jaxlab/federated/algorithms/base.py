@@ -18,14 +18,33 @@ from jaxlab.federated.types import (ClientCarry, ClientMeta, FedAlgorithm, Model
                                     ServerState)
 
 
-def client_sgd(learning_rate: float = 0.01, momentum: float = 0.0,
-               weight_decay: float = 0.0) -> optax.GradientTransformation:
-  """PyTorch-style SGD (decay added before momentum), hyper-parameters injectable."""
-  def make(learning_rate, momentum, weight_decay):
-    return optax.chain(optax.add_decayed_weights(weight_decay),
-                       optax.sgd(learning_rate, momentum=momentum))
-  return optax.inject_hyperparams(make)(
-    learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay)
+def client_sgd(learning_rate: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
+               *, sweepable: tuple[str, ...] = ()) -> optax.GradientTransformation:
+  """PyTorch-style SGD (decay added before momentum) with injectable hyper-parameters.
+
+  ``learning_rate`` is always a swept scalar (``ServerState.hparams``); so are
+  ``momentum`` and ``weight_decay`` when non-zero or named in ``sweepable``. A
+  momentum or decay of exactly 0 that is not ``sweepable`` is left out of the
+  optimizer: no momentum buffer and no decay pass over the params (each costs a
+  full read and write of the params per step; ~1.4x on the FedAvg CNN's step).
+  """
+  unknown = set(sweepable) - {"learning_rate", "momentum", "weight_decay"}
+  if unknown:
+    raise ConfigError(f"sweepable={sweepable!r}: unknown {sorted(unknown)}; choose from"
+                      " 'learning_rate', 'momentum', 'weight_decay'")
+  use_mom = momentum != 0.0 or "momentum" in sweepable
+  use_wd = weight_decay != 0.0 or "weight_decay" in sweepable
+
+  def make(learning_rate, momentum=None, weight_decay=None):
+    parts = [optax.add_decayed_weights(weight_decay)] if use_wd else []
+    return optax.chain(*parts, optax.sgd(learning_rate, momentum=momentum))
+
+  kw = {"learning_rate": learning_rate}
+  if use_mom:
+    kw["momentum"] = momentum
+  if use_wd:
+    kw["weight_decay"] = weight_decay
+  return optax.inject_hyperparams(make)(**kw)
 
 
 def _zero():
