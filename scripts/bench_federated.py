@@ -90,6 +90,7 @@ def jax_model(name, engine):
 
 
 def bench_jax(name, data, ids, args, engine):
+  """Builds and warms up the engine, then times ``args.repeats`` rounds (best kept)."""
   model = jax_model(name, engine)
   alg = fl.algorithms.fedavg(model, fl.client_sgd(args.lr), num_clients=len(data.n))
   groups = min(len(ids), args.groups) if engine == "vmap" else 1
@@ -111,12 +112,16 @@ def bench_jax(name, data, ids, args, engine):
     warm_ids, waste = ids[:2], 0.0
   sim, _ = run(sim, warm_ids, key)                       # compile
   jax.block_until_ready(sim)
-  with PeakRSS() as mem:
-    t0 = time.perf_counter()
-    sim, m = run(sim, ids, key)
-    jax.block_until_ready(sim)
-    dt = time.perf_counter() - t0
-  return int(m["real_steps"]) / dt, waste, mem.peak, dt, mem.max
+  best = None
+  for _ in range(args.repeats):
+    with PeakRSS() as mem:
+      t0 = time.perf_counter()
+      sim, m = run(sim, ids, key)
+      jax.block_until_ready(sim)
+      dt = time.perf_counter() - t0
+    if best is None or dt < best[3]:
+      best = (int(m["real_steps"]) / dt, waste, mem.peak, dt, mem.max)
+  return best
 
 
 def bench_torch(name, x, y, parts, ids, args, threads):
@@ -143,6 +148,16 @@ def bench_torch(name, x, y, parts, ids, args, threads):
     warm.zero_grad()
     loss_fn(net(xb), yb).backward()
     warm.step()
+  best = None
+  for _ in range(args.repeats):
+    sps, peak_growth, dt, peak = _torch_round(net, loaders, parts, ids, global_w, loss_fn, args)
+    if best is None or dt < best[2]:
+      best = (sps, peak_growth, dt, peak)
+  return best
+
+
+def _torch_round(net, loaders, parts, ids, global_w, loss_fn, args):
+  import torch
   with PeakRSS() as mem:
     t0 = time.perf_counter()
     w_locals, steps = [], 0
@@ -191,6 +206,8 @@ def main():
                   help="vmap engine: clients per chunk (streamed aggregate) ...")
   ap.add_argument("--chunk-min-clients", type=int, default=500,
                   help="... when a round has at least this many clients")
+  ap.add_argument("--repeats", type=int, default=1,
+                  help="time this many rounds per engine and keep the fastest (noisy hosts)")
   ap.add_argument("--steps-per-call", type=int, default=8,
                   help="stepped engine: most local steps per call (unrolled)")
   ap.add_argument("--cpu-devices", type=int, default=os.cpu_count(),

@@ -41,7 +41,7 @@ class Config:
   eval_every: int = 5
   checkpoint_every: int = 10
   target_accuracy: float = 0.95
-  engine: str = "auto"           # "vmap", "sequential"; auto = sequential on CPU
+  engine: str = "auto"           # "vmap", "stepped", "sequential"; auto: stepped on CPU
   groups: int = 1
   seed: int = 0
 
@@ -61,10 +61,25 @@ def _load(cfg: Config):
 
 
 def engine_kind(cfg: Config) -> str:
-  """``auto``: the sequential engine on CPU (vmap brings little there, see docs)."""
+  """``auto``: the stepped engine on CPU (one client per CPU device, native
+  convolutions: see docs/federated.md), the vmapped engine on GPU/TPU."""
   if cfg.engine != "auto":
     return cfg.engine
-  return "sequential" if jax.default_backend() == "cpu" else "vmap"
+  return "stepped" if jax.default_backend() == "cpu" else "vmap"
+
+
+def _mesh(kind: str):
+  """Clients over every device (``jaxlab run --cpu-devices N`` on a CPU host)."""
+  if kind == "sequential" or len(jax.devices()) == 1:
+    return None
+  return fl.clients_mesh()
+
+
+def _waste(eng: fl.Engine, kind: str, ids: np.ndarray) -> float:
+  """Padded-step fraction of a round on the engine that runs it."""
+  if kind == "stepped":
+    return fl.stepped.waste(eng, ids)
+  return 0.0 if kind == "sequential" else eng.waste(ids)
 
 
 def _preprocess(dataset: str):
@@ -83,7 +98,10 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
   out_dir = pathlib.Path(out_dir)
   tr, te = _load(cfg)
   prep = _preprocess(cfg.dataset)
-  module = CNN(channels=cfg.channels, hidden=cfg.hidden, im2col=True)
+  kind = engine_kind(cfg)
+  # im2col only where convolutions run inside lax.scan on XLA:CPU (the vmap engine).
+  module = CNN(channels=cfg.channels, hidden=cfg.hidden,
+               im2col=kind == "vmap" and jax.default_backend() == "cpu")
   model = fl.Model.from_linen(module, jnp.zeros((2, 28, 28, 1)))
   x_te, y_te, m_te = fl_eval.pad_eval(te["image"], te["label"], 500)
   evaluate = fl_eval.make_evaluate(model, 500, prep)
@@ -91,7 +109,7 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
   ecfg = fl.EngineConfig(batch_size=cfg.batch_size, local_epochs=cfg.local_epochs,
                          groups=cfg.groups)
   lcfg = loop.LoopConfig(rounds=cfg.rounds, per_round=cfg.per_round, eval_every=cfg.eval_every,
-                         checkpoint_every=cfg.checkpoint_every, engine=engine_kind(cfg))
+                         checkpoint_every=cfg.checkpoint_every, engine=kind)
   engines, results, curves, client_acc = {}, {}, {}, {}
   summary = MetricsWriter(out_dir)
   summary.truncate(-1)
@@ -103,7 +121,8 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
     for name in cfg.algorithms:
       run_name = f"{name}_a{alpha}"
       if name not in engines:
-        engines[name] = fl.Engine(_algorithm(cfg, name, model), ecfg, data, preprocess=prep)
+        engines[name] = fl.Engine(_algorithm(cfg, name, model), ecfg, data, preprocess=prep,
+                                  mesh=_mesh(kind))
       eng = engines[name].with_data(data)
       ev = lambda sim: {k: v for k, v in evaluate(sim.server.params, sim.server.model_state,
                                                    x_te, y_te, m_te).items() if k != "pred"}
@@ -115,15 +134,16 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
         np.asarray(pred), tr["label"], np.asarray(data.idx), np.asarray(data.n))
       res = loop.summarize(hist, cfg.target_accuracy)
       res.update(seconds=time.perf_counter() - t0, rounds=cfg.rounds,
-                 waste=float(np.mean([eng.waste(fl.sample_clients(r, cfg.num_clients,
-                                                                  cfg.per_round))
+                 waste=float(np.mean([_waste(eng, kind, fl.sample_clients(r, cfg.num_clients,
+                                                                          cfg.per_round))
                                       for r in range(min(cfg.rounds, 20))])),
                  client_acc_p10=float(np.percentile(client_acc[run_name], 10)))
       results[run_name] = res
       summary.write(len(results), {"run": run_name, **res})
       curves[run_name] = [(h["round"], h["accuracy"]) for h in hist if "accuracy" in h]
   _plots(cfg, out_dir, curves, client_acc)
-  return {"runs": results, "config": dataclasses.asdict(cfg), "engine": engine_kind(cfg)}
+  return {"runs": results, "config": dataclasses.asdict(cfg), "engine": kind,
+          "devices": len(jax.devices())}
 
 
 def _plots(cfg: Config, out_dir: pathlib.Path, curves: dict, client_acc: dict) -> None:
