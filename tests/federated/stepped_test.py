@@ -93,3 +93,17 @@ def test_loop_runs_the_stepped_engine(tmp_path):
   sim_v, hist_v = fl.loop.train(eng, jax.random.key(0), cfg_v)
   chex.assert_trees_all_close(sim_s.server.params, sim_v.server.params, rtol=1e-5, atol=2e-6)
   assert [h["round"] for h in hist_s] == [1, 2]
+
+
+def test_bad_engine_settings_raise_clear_errors():
+  with pytest.raises(ConfigError, match="grouping"):
+    fl.EngineConfig(batch_size=4, grouping="best")
+  with pytest.raises(ConfigError, match="client_chunk"):
+    fl.EngineConfig(batch_size=4, client_chunk=0)
+  eng = helpers.make("fedavg")
+  eng.alg = eng.alg._replace(reduce=None, finish=None)     # a hand-built, non-streaming alg
+  sim = eng.init(jax.random.key(0))
+  with pytest.raises(ConfigError, match="reduce/finish"):
+    fl.stepped.run_round(eng, sim, np.array([0, 1]), jax.random.key(1))
+  with pytest.raises(ConfigError, match="reduce/finish"):
+    fl.engine.make_round(eng.alg, eng.sampler, (4,), chunk=2)

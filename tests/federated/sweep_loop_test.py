@@ -4,6 +4,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxlab.federated import loop, sweep
 import fed_helpers as helpers
@@ -28,12 +29,13 @@ def test_sweep_equals_separate_runs():
   assert not np.allclose(p[0], p[2])   # different lrs really differ
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("engine", ["vmap", "stepped"])
+def test_resume_equals_uninterrupted(tmp_path, engine):
   eng = helpers.make("scaffold", epochs=1)
   key = jax.random.key(5)
-  full_cfg = loop.LoopConfig(rounds=4, per_round=2, checkpoint_every=2)
+  full_cfg = loop.LoopConfig(rounds=4, per_round=2, checkpoint_every=2, engine=engine)
   full, hist_full = loop.train(eng, key, full_cfg, out_dir=tmp_path / "a")
-  part_cfg = loop.LoopConfig(rounds=2, per_round=2, checkpoint_every=2)
+  part_cfg = loop.LoopConfig(rounds=2, per_round=2, checkpoint_every=2, engine=engine)
   loop.train(eng, key, part_cfg, out_dir=tmp_path / "b")
   eng2 = helpers.make("scaffold", epochs=1)    # a fresh process would rebuild everything
   resumed, hist = loop.train(eng2, key, full_cfg, out_dir=tmp_path / "b")
