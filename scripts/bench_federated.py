@@ -41,7 +41,6 @@ import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", _cpu_devices())
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
 from jaxlab import federated as fl  # noqa: E402
 from jaxlab.data import load, to_numpy  # noqa: E402

@@ -10,11 +10,11 @@ import numpy as np
 
 from jaxlab import federated as fl
 from jaxlab.core import plot
-from jaxlab.core.metrics import MetricsWriter, read_jsonl, write_json
+from jaxlab.core.metrics import MetricsWriter
 from jaxlab.data import load, to_numpy
 from jaxlab.federated import eval as fl_eval
 from jaxlab.federated import loop
-from jaxlab.models import CNN, MLP
+from jaxlab.models import CNN
 
 STATS = {"mnist": (0.1307, 0.3081), "fashion_mnist": (0.2860, 0.3530)}
 

@@ -66,10 +66,15 @@ def tree_where(cond: jax.Array, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
 
 
+def client_key(key: jax.Array, round_idx: jax.Array, client_id: jax.Array) -> jax.Array:
+  """One client's round key: fold_in(fold_in(fold_in(key, round), TAG), id)."""
+  return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, round_idx),
+                                               CLIENTS_TAG), client_id)
+
+
 def client_keys(key: jax.Array, round_idx: jax.Array, ids: jax.Array) -> jax.Array:
-  """Per-client round keys [S]: fold_in(fold_in(fold_in(key, round), TAG), id)."""
-  base = jax.random.fold_in(jax.random.fold_in(key, round_idx), CLIENTS_TAG)
-  return jax.vmap(lambda c: jax.random.fold_in(base, c))(ids)
+  """Per-client round keys [S] (``client_key`` for each id)."""
+  return jax.vmap(lambda c: client_key(key, round_idx, c))(ids)
 
 
 def server_key(key: jax.Array, round_idx: jax.Array) -> jax.Array:

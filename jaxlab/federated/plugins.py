@@ -5,7 +5,6 @@ builds its own ``Plugin`` (see docs/federated.md) and passes it to any baseline.
 """
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from jaxlab.federated.types import Model, Plugin

@@ -87,11 +87,9 @@ class _Fns:
     self.devices = 1 if mesh is None else mesh.shape[axes.CLIENTS]
     self.by_client = None if mesh is None else NamedSharding(mesh, P(axes.CLIENTS))
     rep = None if mesh is None else NamedSharding(mesh, P())
-    num_clients = eng.num_clients
 
     def start1(server, row, meta, data, key):
-      ck = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, server.round),
-                                                 eng_lib.CLIENTS_TAG), meta.id)
+      ck = eng_lib.client_key(key, server.round, meta.id)
       carry = alg.client_init(server, row, meta, rng.purpose(ck, rng.INIT))
       sstate = sampler.prepare(data, meta, rng.purpose(ck, rng.DATA))
       return carry, sstate, rng.purpose(ck, rng.STEP)

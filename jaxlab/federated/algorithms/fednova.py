@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlab.federated import aggregate as agg_lib
 from jaxlab.federated.algorithms.base import Hooks, build
 from jaxlab.federated.types import FedAlgorithm, Model, Plugin
 
