@@ -2,7 +2,6 @@
 
 import dataclasses
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +9,8 @@ import numpy as np
 
 from jaxlab import federated as fl
 from jaxlab.core import plot
-from jaxlab.core.metrics import MetricsWriter
+from jaxlab.core.errors import NonFiniteError
+from jaxlab.core.metrics import MetricsWriter, read_jsonl
 from jaxlab.data import load, to_numpy
 from jaxlab.federated import eval as fl_eval
 from jaxlab.federated import loop
@@ -126,14 +126,24 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
       eng = engines[name].with_data(data)
       ev = lambda sim: {k: v for k, v in evaluate(sim.server.params, sim.server.model_state,
                                                    x_te, y_te, m_te).items() if k != "pred"}
-      t0 = time.perf_counter()
-      sim, hist = loop.train(eng, jax.random.key(cfg.seed), lcfg, ev, out_dir / run_name,
-                             desc=run_name)
+      try:
+        sim, hist = loop.train(eng, jax.random.key(cfg.seed), lcfg, ev, out_dir / run_name,
+                               desc=run_name)
+      except NonFiniteError as err:   # one method diverging is a result, not a crash
+        hist = read_jsonl(out_dir / run_name / "metrics.jsonl")
+        res = {**loop.summarize(hist, cfg.target_accuracy), "diverged": str(err),
+               "final_accuracy": float("nan"), "rounds": cfg.rounds,
+               "seconds": sum(h.get("round_seconds", 0.0) for h in hist)}
+        results[run_name] = res
+        summary.write(len(results), {"run": run_name, **res})
+        curves[run_name] = [(h["round"], h["accuracy"]) for h in hist if "accuracy" in h]
+        continue
       pred = evaluate(sim.server.params, sim.server.model_state, x_tr, y_tr, m_tr)["pred"]
       client_acc[run_name] = fl_eval.per_client_accuracy(
         np.asarray(pred), tr["label"], np.asarray(data.idx), np.asarray(data.n))
       res = loop.summarize(hist, cfg.target_accuracy)
-      res.update(seconds=time.perf_counter() - t0, rounds=cfg.rounds,
+      # Seconds from the per-round log (compile in round 1 included): survives --resume.
+      res.update(seconds=sum(h.get("round_seconds", 0.0) for h in hist), rounds=cfg.rounds,
                  waste=float(np.mean([_waste(eng, kind, fl.sample_clients(r, cfg.num_clients,
                                                                           cfg.per_round))
                                       for r in range(min(cfg.rounds, 20))])),
@@ -183,8 +193,16 @@ def report(result: dict) -> str:
            "| run | final acc | best acc | rounds to target | pad waste | 10th pct client acc |"
            " seconds |", "|---|---|---|---|---|---|---|"]
   for name, r in result.get("runs", {}).items():
+    if "diverged" in r:
+      lines.append(f"| {name} | diverged | {r.get('best_accuracy', float('nan')):.4f} |"
+                   f" {r.get('rounds_to_target')} | - | - | {r.get('seconds', 0):.0f} |")
+      continue
     lines.append(f"| {name} | {r.get('final_accuracy', float('nan')):.4f} |"
                  f" {r.get('best_accuracy', float('nan')):.4f} | {r.get('rounds_to_target')} |"
                  f" {r.get('waste', 0):.2f} | {r.get('client_acc_p10', 0):.3f} |"
                  f" {r.get('seconds', 0):.0f} |")
+  for name, r in result.get("runs", {}).items():
+    if "diverged" in r:
+      lines.append(f"\n{name}: {r['diverged']} (the NaN guard stopped this run; the others"
+                   " went on)")
   return "\n".join(lines)

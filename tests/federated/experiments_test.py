@@ -28,3 +28,16 @@ def test_experiment_smoke(name, tmp_path):
   assert again["runs"].keys() == result["runs"].keys()
   for k in result["runs"]:
     assert again["runs"][k]["final_accuracy"] == result["runs"][k]["final_accuracy"]
+
+
+def test_a_diverging_method_is_recorded_and_the_study_goes_on(tmp_path):
+  import dataclasses
+  mod = importlib.import_module("experiments.federated.baselines_mnist")
+  cfg = dataclasses.replace(mod.get_config(smoke=True), algorithms=("fedavg", "fedprox"),
+                            learning_rate=1e9, rounds=3)
+  result = mod.run(cfg, tmp_path)
+  assert set(result["runs"]) == {"fedavg_a0.5", "fedprox_a0.5"}
+  for r in result["runs"].values():
+    assert "nan" in r["diverged"] or "inf" in r["diverged"]
+    assert math.isnan(r["final_accuracy"])
+  assert "diverged" in mod.report(result)
