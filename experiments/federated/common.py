@@ -159,10 +159,11 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
 def _plots(cfg: Config, out_dir: pathlib.Path, curves: dict, client_acc: dict) -> None:
   for alpha in cfg.alphas:
     runs = {n: c for n, c in curves.items() if n.endswith(f"_a{alpha}") and c}
-    if runs:
-      x = [r for r, _ in next(iter(runs.values()))]
+    if runs:   # a diverged run stops early: its curve is NaN after its last evaluation
+      x = max(([r for r, _ in c] for c in runs.values()), key=len)
       plot.lines(out_dir / f"accuracy_a{alpha}.png", x,
-                 {n.rsplit("_a", 1)[0]: [a for _, a in c] for n, c in runs.items()},
+                 {n.rsplit("_a", 1)[0]: [dict(c).get(r, float("nan")) for r in x]
+                  for n, c in runs.items()},
                  xlabel="round", ylabel="test accuracy",
                  title=f"{cfg.dataset}, Dirichlet alpha={alpha}, K={cfg.num_clients},"
                        f" S={cfg.per_round}")

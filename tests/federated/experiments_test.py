@@ -33,11 +33,19 @@ def test_experiment_smoke(name, tmp_path):
 def test_a_diverging_method_is_recorded_and_the_study_goes_on(tmp_path):
   import dataclasses
   mod = importlib.import_module("experiments.federated.baselines_mnist")
-  cfg = dataclasses.replace(mod.get_config(smoke=True), algorithms=("fedavg", "fedprox"),
-                            learning_rate=1e9, rounds=3)
-  result = mod.run(cfg, tmp_path)
+  base = mod.get_config(smoke=True)
+  fine = mod.run(dataclasses.replace(base, algorithms=("fedavg",), rounds=3), tmp_path)
+  cfg = dataclasses.replace(base, algorithms=("fedavg", "fedprox"), learning_rate=1e9,
+                            rounds=3)
+  result = mod.run(cfg, tmp_path / "lr1e9")
   assert set(result["runs"]) == {"fedavg_a0.5", "fedprox_a0.5"}
   for r in result["runs"].values():
     assert "nan" in r["diverged"] or "inf" in r["diverged"]
     assert math.isnan(r["final_accuracy"])
   assert "diverged" in mod.report(result)
+  assert math.isfinite(fine["runs"]["fedavg_a0.5"]["final_accuracy"])
+  # A diverged run next to a finished one: shorter curve, the plot still gets drawn.
+  curves = {"fedavg_a0.5": [(1, 0.5), (2, 0.6), (3, 0.7)], "scaffold_a0.5": [(1, 0.4)]}
+  common = importlib.import_module("experiments.federated.common")
+  common._plots(cfg, tmp_path, curves, {})
+  assert (tmp_path / "accuracy_a0.5.png").stat().st_size > 0
