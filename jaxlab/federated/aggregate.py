@@ -65,10 +65,7 @@ def normalise(weights: jax.Array, mode: str = "n_k") -> jax.Array:
     weights: raw weights f32[S] (n_k for real clients, 0 for padding).
     mode: ``"n_k"`` (p_k = n_k / sum n) or ``"uniform"`` (1/|S| over real clients).
   """
-  w = weights.astype(jnp.float32)
-  if mode == "uniform":
-    w = (w > 0).astype(jnp.float32)
-  return w / jnp.maximum(w.sum(), EPS)
+  return normalise_with(weights, totals(weights), mode)
 
 
 def weighted_mean(tree: PyTree, p: jax.Array) -> PyTree:

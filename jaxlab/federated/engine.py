@@ -200,6 +200,14 @@ def make_round(alg: FedAlgorithm, sampler: Sampler, steps: Sequence[int], constr
   return fl_round
 
 
+def check_ids(ids, num_clients: int) -> np.ndarray:
+  """Sampled client ids as int64, or a ConfigError if not distinct ids in [0, K)."""
+  ids = np.asarray(ids, np.int64)
+  if len(set(ids.tolist())) != len(ids) or ids.min() < 0 or ids.max() >= num_clients:
+    raise ConfigError(f"client ids must be distinct and in [0, {num_clients})")
+  return ids
+
+
 def optimal_cuts(steps: np.ndarray, groups: int, cost) -> np.ndarray:
   """Cut points splitting ``steps`` (sorted descending) into <= ``groups`` runs that
   minimise ``sum cost(len(run), run[0])`` (dynamic programming, O(groups·S²)).
@@ -277,9 +285,7 @@ class Engine:
 
   def plan(self, ids: np.ndarray) -> tuple[tuple[int, ...], tuple[ClientMeta, ...]]:
     """Scan lengths and padded ``RoundInputs`` per group for sampled ``ids``."""
-    ids = np.asarray(ids, np.int64)
-    if len(set(ids.tolist())) != len(ids) or ids.min() < 0 or ids.max() >= self.num_clients:
-      raise ConfigError(f"client ids must be distinct and in [0, {self.num_clients})")
+    ids = check_ids(ids, self.num_clients)
     cfg = self.config
     steps = schedule.local_steps(self.n_host[ids], cfg.batch_size, cfg.local_epochs)
     if cfg.groups > 1:

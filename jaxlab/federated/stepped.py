@@ -188,9 +188,7 @@ def _fns(eng) -> _Fns:
 
 def plan(eng, ids: np.ndarray) -> ClientMeta:
   """Sampled clients as host ``ClientMeta`` arrays [S], longest first."""
-  ids = np.asarray(ids, np.int64)
-  if len(set(ids.tolist())) != len(ids) or ids.min() < 0 or ids.max() >= eng.num_clients:
-    raise ConfigError(f"client ids must be distinct and in [0, {eng.num_clients})")
+  ids = eng_lib.check_ids(ids, eng.num_clients)
   cfg = eng.config
   steps = schedule.local_steps(eng.n_host[ids], cfg.batch_size, cfg.local_epochs)
   order = np.argsort(-steps, kind="stable")
