@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
+from jaxlab.core import bench as B
 from jaxlab.models import decoder
 from jaxlab.models.generate import generate
 from jaxlab.models.loaders import load_smollm2
@@ -50,6 +51,7 @@ def main():
                   help="torch intra-op threads (default: torch's own choice)")
   ap.add_argument("--out", default=None, help="write the numbers as JSON here")
   args = ap.parse_args()
+  rec = B.Recorder("decoder", vars(args))
   if args.threads:
     torch.set_num_threads(args.threads)
   args.threads = torch.get_num_threads()
@@ -104,6 +106,12 @@ def main():
     print(f"{name:10s} {r['jaxlab_tok_s']:14.1f} {r['torch_tok_s']:14.1f} {r['speedup']:12.2f}x")
   print(f"jaxlab compile: prefill {compile_prefill:.1f}s, generate {compile_gen:.1f}s; "
         f"greedy tokens identical to torch: {agree:.1%}")
+  for name, comp in (("prefill", compile_prefill), ("generate", compile_gen)):
+    r = res[name]
+    rec.row(f"SmolLM2-135M {name} tokens/s vs transformers (torch {args.threads} threads)",
+            ratio=r["speedup"], compile_s=comp, jaxlab_tok_s=r["jaxlab_tok_s"],
+            torch_tok_s=r["torch_tok_s"], greedy_token_agreement=agree)
+  rec.finish()
   if args.out:
     with open(args.out, "w") as f:
       json.dump(res, f, indent=2)

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import thewalrus
 
+from jaxlab.core import bench as B
 from jaxlab.methods.dqs import config as C
 from jaxlab.methods.dqs import simulator
 from jaxlab.methods.dqs.setups import sample_setups
@@ -75,7 +76,7 @@ def thewalrus_setup(sources: np.ndarray, devices: np.ndarray, n: int):
   return psi, prob, numpy_qfi_z(psi, n)
 
 
-def bench(n: int, loop_setups: int, batch: int) -> None:
+def bench(n: int, loop_setups: int, batch: int, rec: B.Recorder) -> None:
   cfg = C.SimConfig(n_photons=n)
   setups = sample_setups(np.random.default_rng(n), batch, cfg)
   with jax.enable_x64(True):
@@ -102,6 +103,9 @@ def bench(n: int, loop_setups: int, batch: int) -> None:
     f" thewalrus loop {loop_rate:8.1f} setups/s, ratio {jax_rate / loop_rate:6.1f}x"
     f" (jaxlab first call incl. compile {compile_s:.1f} s)"
   )
+  rec.row(f"setups/s N={n}, batched simulator vs thewalrus loop", jaxlab_s=1 / jax_rate,
+          baseline_s=1 / loop_rate, goal=10.0, compile_s=compile_s, jaxlab_rate=jax_rate,
+          baseline_rate=loop_rate, jaxlab_c64_rate=jax32_rate)
 
 
 def main() -> None:
@@ -110,9 +114,11 @@ def main() -> None:
   ap.add_argument("--loop-setups", type=int, default=40)
   ap.add_argument("--batch", type=int, default=1024)
   args = ap.parse_args()
+  rec = B.Recorder("dqs", vars(args))
   print(f"device: {jax.devices()[0].device_kind}; thewalrus {thewalrus.__version__}")
   for n in args.photons:
-    bench(n, args.loop_setups, args.batch)
+    bench(n, args.loop_setups, args.batch, rec)
+  rec.finish()
 
 
 if __name__ == "__main__":

@@ -130,9 +130,11 @@ def main():
 
   import torch
 
+  from jaxlab.core import bench as B
   from jaxlab.interp import fast, metrics, patching
   from jaxlab.models.loaders import load_model
 
+  rec = B.Recorder("patching", vars(args))
   torch.set_num_threads(args.threads)
   cfg, params, tok = load_model("smollm2-135m-instruct")
   s = build_prompts(tok, args.prompts)
@@ -185,6 +187,13 @@ def main():
         f"fast vs naive: {d_naive:.2e}; max |logit_r diff| jax vs torch: {d_ref:.2e}")
   top_f = [divmod(int(i), H) for i in np.argsort(fast_scores.ravel())[:5]]
   print(f"top-5 heads (fast): {', '.join(f'{a}.{b}' for a, b in top_f)}")
+  rec.row("full path-patching map, fast path vs PyTorch hook loop", jaxlab_s=t_fast,
+          baseline_s=t_torch, goal=40.0, compile_s=t_fast_first, max_score_diff=float(d_torch),
+          heads_timed=len(sel), torch_threads=args.threads)
+  rec.row("full path-patching map incl. compile vs PyTorch hook loop", jaxlab_s=t_fast_first,
+          baseline_s=t_torch)
+  rec.row("fast path vs jaxlab naive per-head loop", jaxlab_s=t_fast, baseline_s=t_naive)
+  rec.finish()
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@ process; prints seconds per step and the ratio.
 """
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from jaxlab.core import bench as B
 from jaxlab.methods.spt import pipeline, questions, train_data, tune
 from jaxlab.models import decoder
 
@@ -26,11 +26,7 @@ def _full_loss(cfg, params, batch):
 
 
 def _time(fn, params, batch, steps):
-  jax.block_until_ready(fn(params, batch))  # compile
-  t0 = time.perf_counter()
-  for _ in range(steps):
-    jax.block_until_ready(fn(params, batch))
-  return (time.perf_counter() - t0) / steps
+  return B.time_call(lambda: jax.block_until_ready(fn(params, batch)), reps=steps)
 
 
 def main():
@@ -39,6 +35,7 @@ def main():
   ap.add_argument("--steps", type=int, default=3)
   ap.add_argument("--batch", type=int, default=8)
   args = ap.parse_args()
+  rec = B.Recorder("spt", vars(args))
   cfg, params, tok = pipeline.load_model(args.model)
   convs = train_data.build_conversations([questions.arithmetic_mc(2 * args.batch)])
   data = train_data.tokenize(tok, convs[:args.batch], max_len=160)
@@ -49,10 +46,15 @@ def main():
   lt, _ = tail(params, batch)
   lf, _ = full(params, batch)
   print(f"loss tail {float(lt):.5f} vs full {float(lf):.5f} (equal: same targets)")
-  t_tail = _time(tail, params, batch, args.steps)
-  t_full = _time(full, params, batch, args.steps)
+  tt = _time(tail, params, batch, args.steps)
+  tf = _time(full, params, batch, args.steps)
+  t_tail, t_full = tt["steady_s"], tf["steady_s"]
   print(f"{args.model} batch {args.batch}x160: full-logit loss {t_full:.2f} s/step, "
-        f"tail loss {t_tail:.2f} s/step, speed-up x{t_full / t_tail:.2f}")
+        f"tail loss {t_tail:.2f} s/step, speed-up x{t_full / t_tail:.2f} "
+        f"(compile {tt['compile_s']:.1f} s / {tf['compile_s']:.1f} s)")
+  rec.row("SPT tail-only masked loss fwd+bwd vs full-logit loss", jaxlab_s=t_tail,
+          baseline_s=t_full, compile_s=tt["compile_s"], loss_diff=abs(float(lt) - float(lf)))
+  rec.finish()
 
 
 if __name__ == "__main__":

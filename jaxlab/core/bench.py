@@ -132,3 +132,55 @@ def _devices() -> str:
     return f"{len(ds)} x {ds[0].device_kind}"
   except Exception:  # pragma: no cover
     return "unknown"
+
+
+def markdown_table(records: list[dict[str, Any]]) -> str:
+  """One Markdown table over ``Recorder`` JSON records (what ``scripts/bench_all.sh`` writes)."""
+  lines = ["| benchmark | comparison | jaxlab | baseline | ratio | goal | compile (s) | load at start |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+  def fmt(t):
+    if t is None:
+      return "-"
+    return f"{1e6 * t:.1f} us" if t < 1e-3 else f"{1e3 * t:.1f} ms" if t < 1 else f"{t:.2f} s"
+
+  for rec in records:
+    load = f"{rec['load_start']['load1']} on {rec['load_start']['cores']} cores"
+    if rec.get("loaded"):
+      load += " **(LOADED)**"
+    for r in rec["rows"]:
+      ratio = "-" if r.get("ratio") is None else f"{r['ratio']:.2f}x"
+      goal = "-" if r.get("goal") is None else (
+        f">= {r['goal']}x " + ("met" if r.get("met") else "**not met**"))
+      comp = "-" if r.get("compile_s") is None else f"{r['compile_s']:.2f}"
+      lines.append(f"| {rec['bench']} | {r['what']} | {fmt(r.get('jaxlab_s'))} | "
+                   f"{fmt(r.get('baseline_s'))} | {ratio} | {goal} | {comp} | {load} |")
+  return "\n".join(lines)
+
+
+def wait_for_quiet(limit: float = LOAD_LIMIT, max_wait_s: float = 300.0, poll_s: float = 5.0) -> float:
+  """Sleeps until the 1-minute load is at most ``limit`` (or ``max_wait_s`` passes); returns it.
+
+  A finished benchmark leaves its own load in the 1-minute average; waiting keeps the next one
+  from being marked loaded by its predecessor.
+  """
+  t0 = time.time()
+  while machine_load()["load1"] > limit and time.time() - t0 < max_wait_s:
+    time.sleep(poll_s)
+  return machine_load()["load1"]
+
+
+def _main(argv: list[str]) -> int:
+  if argv[:1] == ["table"] and len(argv) == 2:
+    with open(argv[1]) as f:
+      print(markdown_table([json.loads(line) for line in f if line.strip()]))
+    return 0
+  if argv[:1] == ["wait"]:
+    print(f"load {wait_for_quiet(max_wait_s=float(argv[1]) if len(argv) > 1 else 300.0)}")
+    return 0
+  print("usage: python -m jaxlab.core.bench table BENCHMARKS.json | wait [MAX_SECONDS]",
+        file=sys.stderr)
+  return 2
+
+
+if __name__ == "__main__":
+  sys.exit(_main(sys.argv[1:]))
