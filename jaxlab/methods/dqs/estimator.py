@@ -35,6 +35,11 @@ class EstimatorConfig:
     interior: the true theta is drawn uniformly from this central fraction of
       the branch (edge effects dominate near the extrema).
     reps: Monte-Carlo repetitions per shot count.
+    postselect: count the heralding failures: of S shots sent through the
+      setup only Binomial(S, P) coincidences arrive (P = the setup's
+      post-selection probability), and the bounds use the QFI weighted by
+      P, P F_Q. False (default): every shot is heralded, as for a textbook
+      probe.
   """
 
   observable: str = "parity"
@@ -42,10 +47,13 @@ class EstimatorConfig:
   newton_steps: int = 3
   interior: float = 0.8
   reps: int = 2000
+  postselect: bool = False
 
   def __post_init__(self):
     if self.observable not in OBSERVABLES:
       raise ConfigError(f"observable={self.observable!r}; choose one of {OBSERVABLES}")
+    if not 0 < self.interior <= 1 or self.reps < 1:
+      raise ConfigError(f"need 0 < interior <= 1 and reps >= 1, got {self.interior}, {self.reps}")
 
 
 def nodes(n: int) -> jax.Array:
@@ -117,22 +125,46 @@ def _invert_batch(r_nodes: jax.Array, r_meas: jax.Array, n: int, branch: tuple, 
   return jax.vmap(invert, in_axes=(0, 0, None, None, None))(r_nodes, r_meas, n, branch, cfg)
 
 
-def _shots(rng: np.random.Generator, p: np.ndarray, shots: int) -> np.ndarray:
-  """Mean of ``shots`` +-1 outcomes with P(+1) = p (exact binomial sampling)."""
-  return 2 * rng.binomial(shots, np.clip(p, 0, 1)) / shots - 1
+def _shots(rng: np.random.Generator, p: np.ndarray, shots, success: float = 1.0) -> np.ndarray:
+  """Mean of the heralded +-1 outcomes among ``shots`` attempts, P(+1) = p.
+
+  Each attempt is heralded with probability ``success`` (post-selection);
+  a block with no heralded shot reads 0 (no information). Exact binomial
+  sampling.
+  """
+  p = np.clip(p, 0, 1)
+  k = rng.binomial(shots, success, size=p.shape) if success < 1 else np.full(p.shape, shots)
+  return np.where(k > 0, 2 * rng.binomial(k, p) / np.maximum(k, 1) - 1, 0.0)
+
+
+def total_shots(n: int, shots: int) -> int:
+  """Shots one estimate spends: S at each of the 2n+1 nodes plus S at theta*."""
+  return (2 * n + 2) * shots
 
 
 def mse_vs_shots(seed: int | list[int], psi: jax.Array, env: str, n: int, shots: list[int],
-                 cfg: EstimatorConfig) -> dict:
+                 cfg: EstimatorConfig, success_prob: float = 1.0) -> dict:
   """Monte-Carlo MSE of theta_hat for each shot count S (per node and at theta*).
 
   Shot noise is sampled exactly on the host (numpy binomial, seeded by
   ``seed``); the inversion of all repetitions is one jitted, vmapped call.
 
+  Args:
+    success_prob: the probe's post-selection probability P; used only when
+      ``cfg.postselect``.
+
   Returns:
-    dict with ``shots``, ``mse``, ``heisenberg`` = 1/(N^2 S), ``sql`` = 1/(N S),
-    ``branch``.
+    dict with ``shots`` S; ``mse``; ``heisenberg`` = 1/(N^2 S) and ``sql`` =
+    1/(N S) per measurement setting; ``shots_total`` = (2n+2) S, the whole
+    budget of one estimate (calibration included) and ``heisenberg_total`` =
+    1/(N^2 S_total); ``qfi`` F_Q of the probe, ``weight`` (P when
+    ``cfg.postselect``, else 1) and ``crb`` = 1/(weight F_Q S), the
+    Cramer-Rao bound of the S shots at theta*; ``branch``.
   """
+  if not 0 < success_prob <= 1:
+    raise ConfigError(f"success_prob={success_prob} must be in (0, 1]")
+  weight = float(success_prob) if cfg.postselect else 1.0
+  f_q = float(environments.qfi(psi, env, n))
   response = jax.jit(response_fn(psi, env, n, cfg.observable))
   branch = monotone_branch(response, n)
   lo, hi = branch
@@ -143,8 +175,8 @@ def mse_vs_shots(seed: int | list[int], psi: jax.Array, env: str, n: int, shots:
   p_true = (1 + np.asarray(response(jnp.asarray(theta)))) / 2
   mse = []
   for s in shots:
-    r_nodes = _shots(rng, np.broadcast_to(p_nodes, (cfg.reps, 2 * n + 1)), s)
-    r_meas = _shots(rng, p_true, s)
+    r_nodes = _shots(rng, np.broadcast_to(p_nodes, (cfg.reps, 2 * n + 1)), s, weight)
+    r_meas = _shots(rng, p_true, s, weight)
     est = np.asarray(_invert_batch(jnp.asarray(r_nodes), jnp.asarray(r_meas), n, branch, cfg))
     mse.append(float(np.mean((est - theta) ** 2)))
   return {
@@ -152,5 +184,10 @@ def mse_vs_shots(seed: int | list[int], psi: jax.Array, env: str, n: int, shots:
     "mse": mse,
     "heisenberg": [1 / (n**2 * s) for s in shots],
     "sql": [1 / (n * s) for s in shots],
+    "shots_total": [total_shots(n, s) for s in shots],
+    "heisenberg_total": [1 / (n**2 * total_shots(n, s)) for s in shots],
+    "qfi": f_q,
+    "weight": weight,
+    "crb": [1 / (weight * f_q * s) if f_q > 0 else float("inf") for s in shots],
     "branch": list(branch),
   }
