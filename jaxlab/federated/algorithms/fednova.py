@@ -3,13 +3,19 @@
 ``a_k = (tau_k - rho(1 - rho^tau_k)/(1 - rho))/(1 - rho)`` with client momentum
 rho (= tau_k at rho = 0), ``d_k = (w_g - w_k)/a_k``,
 ``w_g <- w_g - (sum p_k a_k)·sum p_k d_k``. BN stats use the plain average.
+
+``a_k`` assumes SGD whose momentum buffer starts at zero every round, so the
+client optimizer must be ``fl.client_sgd`` and, with momentum,
+``persist_opt_state=False``; anything else is refused with a ``ConfigError``.
 """
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from jaxlab.core.errors import ConfigError
 from jaxlab.federated.algorithms.base import Hooks, build
+from jaxlab.federated.algorithms.scaffold import check_sgd
 from jaxlab.federated.types import FedAlgorithm, Model, Plugin
 
 
@@ -27,6 +33,11 @@ def fednova(model: Model, client_tx: optax.GradientTransformation, *, num_client
             server_tx: optax.GradientTransformation | None = None,
             persist_opt_state: bool = False) -> FedAlgorithm:
   """FedNova on params; rho is ``hparams["momentum"]`` (0 if the optimizer has none)."""
+  if check_sgd(client_tx, "fednova") and persist_opt_state:
+    raise ConfigError("fednova: persist_opt_state=True carries the momentum buffer across"
+                      " rounds, which FedNova's a_k does not model; use persist_opt_state=False"
+                      " or momentum=0")
+
   def final(server, carry, meta, delta):
     a = norm_factor(carry.step, server.hparams.get("momentum", 0.0))
     ok = a > 0
