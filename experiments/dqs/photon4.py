@@ -26,7 +26,7 @@ def get_config(smoke: bool = False) -> pipeline.DqsExperimentConfig:
                           init_best=1e30),
       mlp=PredictorConfig(model="mlp", mlp_hidden=16, epochs=1, lr=1e-3, init_best=1e30),
       n_setups=400, chunk_size=200, n_train=256, n_val=64, n_test=64,
-      search_candidates=200, search_budget=8, search_repeats=1,
+      search_candidates=200, search_budget=8, search_repeats=1, search_matched_max_setups=4096,
       estimator=EstimatorConfig(reps=50), est_photons=(4,), est_shots=(100,),
     )
   return pipeline.DqsExperimentConfig(
@@ -36,6 +36,7 @@ def get_config(smoke: bool = False) -> pipeline.DqsExperimentConfig:
     mlp=PredictorConfig(model="mlp", epochs=16, lr=1e-3, eval_every=3, init_best=1e30),
     n_setups=8000, chunk_size=1000, n_train=5000, n_val=1000, n_test=2000,
     search_candidates=4000, search_budget=40, search_repeats=5,
+    search_matched_max_setups=2_000_000,
     estimator=EstimatorConfig(reps=1000), est_photons=(2, 4, 6, 8),
   )
 

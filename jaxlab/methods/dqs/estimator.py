@@ -133,7 +133,8 @@ def _shots(rng: np.random.Generator, p: np.ndarray, shots, success: float = 1.0)
   sampling.
   """
   p = np.clip(p, 0, 1)
-  k = rng.binomial(shots, success, size=p.shape) if success < 1 else np.full(p.shape, shots)
+  heralded = success < 1 - 1e-12
+  k = rng.binomial(shots, success, size=p.shape) if heralded else np.full(p.shape, shots)
   return np.where(k > 0, 2 * rng.binomial(k, p) / np.maximum(k, 1) - 1, 0.0)
 
 

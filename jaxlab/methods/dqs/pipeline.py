@@ -7,6 +7,7 @@ deterministically.
 
 import dataclasses
 import pathlib
+import time
 
 import jax
 import numpy as np
@@ -35,6 +36,11 @@ class DqsExperimentConfig:
     n_train, n_val, n_test: split sizes.
     search_candidates, search_budget, search_repeats: predictor search (K
       scored, ``budget`` verified) vs random search with the same budget.
+    search_matched: also run the compute-matched random baseline: the
+      training data plus random exact simulations for as long as the GNN's
+      training and one guided search took (wall time, this machine).
+    search_matched_max_setups: cap on the baseline's extra simulations
+      (None: none; the result says when the cap cut the time budget short).
     estimator: trigonometric-interpolation settings.
     est_photons: N of the textbook GHZ probes in the estimator plot.
     est_shots: shot counts S.
@@ -55,6 +61,8 @@ class DqsExperimentConfig:
   search_candidates: int = 5000
   search_budget: int = 50
   search_repeats: int = 5
+  search_matched: bool = True
+  search_matched_max_setups: int | None = None
   estimator: est_lib.EstimatorConfig = dataclasses.field(default_factory=est_lib.EstimatorConfig)
   est_photons: tuple[int, ...] = (2, 4, 6, 8)
   est_shots: tuple[int, ...] = (100, 1000, 10_000)
@@ -73,7 +81,7 @@ def run(cfg: DqsExperimentConfig, out_dir: pathlib.Path) -> dict:
                               n_test=cfg.n_test, seed=cfg.data_seed)
   if cfg.quirk_select_on_test:
     split["select"] = split["test"]
-  best_gnn = None
+  best_gnn, train_seconds = None, 0.0
   for phase, pcfg in (("gnn", cfg.gnn), ("mlp", cfg.mlp)):
     _, best, info = train.train(pcfg, g, y, split, out_dir, phase=phase)
     pred = train.predict(best, pcfg, g.take(split["test"]))
@@ -81,9 +89,15 @@ def run(cfg: DqsExperimentConfig, out_dir: pathlib.Path) -> dict:
     result.update({f"{phase}/test/{k}": v for k, v in metrics.items()})
     result.update({f"{phase}/{k}": v for k, v in info.items()})
     if phase == "gnn":
-      best_gnn = best
+      best_gnn, train_seconds = best, info["seconds"]
   found, probes = _search(cfg, best_gnn)
   result.update(found)
+  hl = environments.heisenberg_limit(n, env)
+  data_hits = int(np.sum(y >= hl - 1e-3))
+  result["search/guided/n_at_hl_incl_data"] = data_hits + result["search/guided/n_at_hl"]
+  if cfg.search_matched:
+    result.update(_matched(cfg, data["qfi"][:, C.ENVIRONMENTS.index(env)], data["prob"],
+                           train_seconds + found["search/guided/seconds"]))
   result.update(_estimate(cfg, out_dir, probes))
   MetricsWriter(out_dir).write(0, {"phase": "summary", **result})
   return result
@@ -94,9 +108,11 @@ def _search(cfg: DqsExperimentConfig, variables):
   score = lambda g: train.predict(variables, cfg.gnn, g)
   rows, probe = {"guided": [], "random": []}, None
   for r in progress(range(cfg.search_repeats), desc="search"):
+    t0 = time.perf_counter()
     guided, verified = search.predictor_search(
       score, cfg.sim, cfg.env, n_candidates=cfg.search_candidates, budget=cfg.search_budget,
       rng=np.random.default_rng([cfg.data_seed, 1000 + r]))
+    guided["seconds"] = time.perf_counter() - t0  # scoring + exact verification
     rows["guided"].append(guided)
     rng = np.random.default_rng([cfg.data_seed, 2000 + r])
     rows["random"].append(search.random_search(cfg.sim, cfg.env, budget=cfg.search_budget, rng=rng))
@@ -109,6 +125,22 @@ def _search(cfg: DqsExperimentConfig, variables):
   return out, probe
 
 
+def _matched(cfg: DqsExperimentConfig, data_qfi, data_prob, seconds: float) -> dict:
+  """The compute-matched random baseline (one repeat), keys ``search/matched/*``.
+
+  Random search gets what one guided search cost: the n_setups exact
+  simulations of the training data (those setups are random, so they are
+  its first candidates) plus random exact simulations for ``seconds`` =
+  GNN training + one guided search (scoring and verification), wall time.
+  """
+  res = search.matched_random_search(
+    cfg.sim, cfg.env, seconds=seconds, seed=cfg.data_seed + 3000, prior_qfi=data_qfi,
+    prior_prob=data_prob, max_setups=cfg.search_matched_max_setups)
+  res["budget_seconds"] = seconds
+  res["capped"] = float(res["seconds"] < seconds)
+  return {f"search/matched/{k}": float(v) for k, v in res.items()}
+
+
 def _estimate(cfg: DqsExperimentConfig, out_dir: pathlib.Path, probe_setups) -> dict:
   """MSE vs shots for GHZ probes and the best searched probe; writes the plot."""
   if cfg.env == "XX":
@@ -118,18 +150,30 @@ def _estimate(cfg: DqsExperimentConfig, out_dir: pathlib.Path, probe_setups) -> 
     res = est_lib.mse_vs_shots([cfg.data_seed, n], environments.ghz_state(n, cfg.env),
                                cfg.env, n, list(cfg.est_shots), cfg.estimator)
     curves[f"GHZ N={n}"] = res
-    out[f"estimator/ghz{n}/mse_over_hl"] = [m / h for m, h in zip(res["mse"], res["heisenberg"])]
+    out.update(_ratios(f"estimator/ghz{n}", res))
   if probe_setups is not None and len(probe_setups):
-    psi = search.best_probe(probe_setups, cfg.sim)
+    psi, prob = search.best_probe(probe_setups, cfg.sim)
     if np.linalg.norm(psi) > 0.5:
-      ecfg = dataclasses.replace(cfg.estimator, observable="echo")
       n = cfg.sim.n_photons
-      res = est_lib.mse_vs_shots([cfg.data_seed, 99], jax.numpy.asarray(psi),
-                                 cfg.env, n, list(cfg.est_shots), ecfg)
-      curves[f"searched probe N={n} (echo)"] = res
-      out["estimator/searched/mse_over_hl"] = [m / h for m, h in zip(res["mse"], res["heisenberg"])]
+      out["estimator/searched/qfi"] = float(environments.qfi(jax.numpy.asarray(psi), cfg.env, n))
+      out["estimator/searched/prob"] = prob
+      for tag, post in (("searched", False), ("searched_postselect", True)):
+        ecfg = dataclasses.replace(cfg.estimator, observable="echo", postselect=post)
+        res = est_lib.mse_vs_shots([cfg.data_seed, 99], jax.numpy.asarray(psi),
+                                   cfg.env, n, list(cfg.est_shots), ecfg, success_prob=prob)
+        curves[f"searched probe N={n} (echo{', P-weighted' if post else ''})"] = res
+        out.update(_ratios(f"estimator/{tag}", res))
   _plot_estimator(curves, out_dir / "estimator_mse.png", cfg)
   return out
+
+
+def _ratios(prefix: str, res: dict) -> dict:
+  """MSE over 1/(N^2 S) per setting, over 1/(N^2 S_total) and over the CRB 1/(w F_Q S)."""
+  return {
+    f"{prefix}/mse_over_hl": [m / h for m, h in zip(res["mse"], res["heisenberg"])],
+    f"{prefix}/mse_over_hl_total": [m / h for m, h in zip(res["mse"], res["heisenberg_total"])],
+    f"{prefix}/mse_over_crb": [m / c for m, c in zip(res["mse"], res["crb"])],
+  }
 
 
 def _plot_estimator(curves: dict, path: pathlib.Path, cfg: DqsExperimentConfig) -> None:

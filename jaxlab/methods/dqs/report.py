@@ -25,16 +25,35 @@ def markdown(r: dict) -> str:
       f" {_f(r.get(f'{m}/test/nonzero/r2', float('nan')))} |"
     )
   lines += [
-    "", "| search (reconstructed), same exact-simulation budget | best QFI/HL | frac. at HL |",
-    "| --- | --- | --- |",
+    "", "| search (reconstructed) | exact simulations | best QFI/HL | frac. at HL | setups at HL |"
+    " best P*QFI/HL |",
+    "| --- | --- | --- | --- | --- | --- |",
   ]
-  for m in ("guided", "random"):
+  names = {"guided": "GNN-guided (top-k verified)", "random": "random, same exact simulations",
+           "matched": "random, compute-matched (data + GNN wall time)"}
+  for m, name in names.items():
+    if f"search/{m}/best_qfi_over_hl" not in r:
+      continue
     lines.append(
-      f"| {m} | {_f(r.get(f'search/{m}/best_qfi_over_hl', float('nan')))} |"
+      f"| {name} | {_f(r.get(f'search/{m}/n_simulated', float('nan')), '.0f')} |"
+      f" {_f(r.get(f'search/{m}/best_qfi_over_hl', float('nan')))} |"
       f" {_f(r.get(f'search/{m}/frac_at_hl', float('nan')))} |"
+      f" {_f(r.get(f'search/{m}/n_at_hl', float('nan')), '.1f')} |"
+      f" {_f(r.get(f'search/{m}/best_pqfi_over_hl', float('nan')))} |"
+    )
+  if "search/matched/budget_seconds" in r:
+    lines.append(
+      f"\nCompute-matched: {_f(r['search/matched/budget_seconds'], '.0f')} s budget (GNN training"
+      f" + one guided search), {_f(r['search/matched/n_extra'], '.0f')} extra random setups at"
+      f" {_f(r['search/matched/rate'], '.0f')} setups/s plus the {r.get('data/n_setups')} training"
+      f" setups{' (capped by search_matched_max_setups)' if r.get('search/matched/capped') else ''}."
+      f" The GNN pipeline's own HL setups, training data included:"
+      f" {_f(r.get('search/guided/n_at_hl_incl_data', float('nan')), '.1f')}."
     )
   est = {k: v for k, v in r.items() if k.startswith("estimator/")}
   if est:
-    lines += ["", "Estimator MSE / Heisenberg bound 1/(N^2 S) per shot count (reconstructed):", ""]
-    lines += [f"- {k.split('/')[1]}: {_f(v)}" for k, v in est.items()]
+    lines += ["", "Estimator (reconstructed), per shot count S: MSE / (1/(N^2 S)) per setting,"
+              " mse_over_hl_total = MSE / (1/(N^2 (2N+2) S)) over the whole shot budget,"
+              " mse_over_crb = MSE / (1/(w F_Q S)) (w = P when post-selection is counted):", ""]
+    lines += [f"- {k.split('/', 1)[1]}: {_f(v)}" for k, v in est.items()]
   return "\n".join(lines)

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import json
 import pathlib
+import time
 from typing import Any
 
 import jax
@@ -80,17 +81,17 @@ def programs(cfg: P.PredictorConfig):
 @functools.cache
 def _programs(cfg: P.PredictorConfig):
   model = P.make_model(cfg)
-  evaluate = jax.jit(lambda v, b: P.apply_model(model, v, b, train=False))
+  evaluate = jax.jit(lambda v, b: P.decode(cfg, P.apply_model(model, v, b, train=False)))
   return model, make_train_step(model, cfg), evaluate
 
 
 def make_train_step(model, cfg: P.PredictorConfig):
-  """The jitted ``step(state, batch, key) -> (state, metrics)`` (MSE on raw QFI)."""
+  """The jitted ``step(state, batch, key) -> (state, metrics)`` (`P.loss`; the reference: MSE on raw QFI)."""
 
   def loss_fn(params, model_state, batch, key):
     del key  # dropout is 0 in the reference
-    pred, new = P.apply_model(model, {"params": params, **model_state}, batch, train=True)
-    return P.masked_mse(pred, batch["y"], batch["mask"]), (dict(new), {})
+    out, new = P.apply_model(model, {"params": params, **model_state}, batch, train=True)
+    return P.loss(cfg, out, batch["y"], batch["mask"]), (dict(new), {})
 
   return jax.jit(make_step(loss_fn, make_optimizer(cfg)), donate_argnums=0)
 
@@ -134,19 +135,22 @@ def train(
 
   Returns:
     (model, best variables, info) with info = best_epoch, best_select_mse,
-    n_steps.
+    n_steps and seconds (training wall time up to the last checkpoint, summed
+    over resumed sessions, compilation included).
   """
+  t0 = time.perf_counter()
   out_dir = pathlib.Path(out_dir)
   model, state = init_state(cfg, g, y)
   state = jax.tree.map(jnp.copy, state)  # fresh buffers before the first donation
   best = jax.device_get(_variables(state))
-  best_loss, best_epoch, start = cfg.init_best, -1, 0
+  best_loss, best_epoch, start, before = cfg.init_best, -1, 0, 0.0
   ckpt = Checkpointer(out_dir / "checkpoints" / phase)
   writer = MetricsWriter(out_dir)
   if resume and ckpt.latest_step() is not None:
     restored, extra = ckpt.restore({"state": state, "best": best})
     state, best = restored["state"], jax.device_get(restored["best"])
     best_loss, best_epoch, start = extra["best_loss"], extra["best_epoch"], extra["epoch"] + 1
+    before = extra.get("seconds", 0.0)
     _trim_metrics(writer, phase, extra["epoch"])
   step = programs(cfg)[1]
   key = jax.random.key(cfg.seed)
@@ -170,11 +174,13 @@ def train(
       bar.set_postfix(train=f"{train_mse:.3f}", select=f"{sel_mse:.3f}")
       writer.write(epoch, {"phase": phase, f"{phase}/train_mse": train_mse,
                            f"{phase}/select_mse": sel_mse})
+      seconds = before + time.perf_counter() - t0
       ckpt.save(epoch, {"state": state, "best": best},
-                {"epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch})
+                {"epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch,
+                 "seconds": seconds})
   bar.close()
   if best_epoch < 0:  # nothing beat init_best: keep the last state, as a fallback
     best = jax.device_get(_variables(state))
   info = {"best_epoch": best_epoch, "best_select_mse": best_loss,
-          "n_steps": int(state.step)}
+          "n_steps": int(state.step), "seconds": before + time.perf_counter() - t0}
   return model, best, info

@@ -25,6 +25,12 @@ def test_smoke(name, tmp_path):
   result = mod.run(mod.get_config(smoke=True), tmp_path)
   _finite(result)
   assert "gnn/test/all/mse" in result and "search/random/frac_at_hl" in result
+  # the compute-matched baseline starts from the training data's exact labels
+  assert result["search/matched/n_simulated"] == (
+    result["data/n_setups"] + result["search/matched/n_extra"])
+  assert result["search/matched/n_extra"] >= 1
+  for k in ("mse_over_hl", "mse_over_hl_total", "mse_over_crb"):
+    assert any(key.endswith(k) for key in result), k
   assert (tmp_path / "estimator_mse.png").exists()
   assert isinstance(mod.report(result), str)
 
