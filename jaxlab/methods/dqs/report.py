@@ -30,7 +30,7 @@ def markdown(r: dict) -> str:
     "| --- | --- | --- | --- | --- | --- |",
   ]
   names = {"guided": "GNN-guided (top-k verified)", "random": "random, same exact simulations",
-           "matched": "random, compute-matched (data + GNN wall time)"}
+           "matched": "random, compute-matched (data + GNN CPU time)"}
   for m, name in names.items():
     if f"search/{m}/best_qfi_over_hl" not in r:
       continue
@@ -43,9 +43,9 @@ def markdown(r: dict) -> str:
     )
   if "search/matched/budget_seconds" in r:
     lines.append(
-      f"\nCompute-matched: {_f(r['search/matched/budget_seconds'], '.0f')} s budget (GNN training"
-      f" + one guided search), {_f(r['search/matched/n_extra'], '.0f')} extra random setups at"
-      f" {_f(r['search/matched/rate'], '.0f')} setups/s plus the {r.get('data/n_setups')} training"
+      f"\nCompute-matched: {_f(r['search/matched/budget_seconds'], '.0f')} CPU s budget (GNN"
+      f" training + one guided search), {_f(r['search/matched/n_extra'], '.0f')} extra random"
+      f" setups at {_f(r['search/matched/rate'], '.0f')} setups per CPU s plus the {r.get('data/n_setups')} training"
       f" setups{' (capped by search_matched_max_setups)' if r.get('search/matched/capped') else ''}."
       f" The GNN pipeline's own HL setups, training data included:"
       f" {_f(r.get('search/guided/n_at_hl_incl_data', float('nan')), '.1f')}."

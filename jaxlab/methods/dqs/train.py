@@ -135,22 +135,23 @@ def train(
 
   Returns:
     (model, best variables, info) with info = best_epoch, best_select_mse,
-    n_steps and seconds (training wall time up to the last checkpoint, summed
-    over resumed sessions, compilation included).
+    n_steps, seconds and cpu_seconds (training wall and process CPU time up
+    to the last checkpoint, summed over resumed sessions, compilation
+    included).
   """
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
   out_dir = pathlib.Path(out_dir)
   model, state = init_state(cfg, g, y)
   state = jax.tree.map(jnp.copy, state)  # fresh buffers before the first donation
   best = jax.device_get(_variables(state))
-  best_loss, best_epoch, start, before = cfg.init_best, -1, 0, 0.0
+  best_loss, best_epoch, start, before, cpu_before = cfg.init_best, -1, 0, 0.0, 0.0
   ckpt = Checkpointer(out_dir / "checkpoints" / phase)
   writer = MetricsWriter(out_dir)
   if resume and ckpt.latest_step() is not None:
     restored, extra = ckpt.restore({"state": state, "best": best})
     state, best = restored["state"], jax.device_get(restored["best"])
     best_loss, best_epoch, start = extra["best_loss"], extra["best_epoch"], extra["epoch"] + 1
-    before = extra.get("seconds", 0.0)
+    before, cpu_before = extra.get("seconds", 0.0), extra.get("cpu_seconds", 0.0)
     _trim_metrics(writer, phase, extra["epoch"])
   step = programs(cfg)[1]
   key = jax.random.key(cfg.seed)
@@ -174,13 +175,14 @@ def train(
       bar.set_postfix(train=f"{train_mse:.3f}", select=f"{sel_mse:.3f}")
       writer.write(epoch, {"phase": phase, f"{phase}/train_mse": train_mse,
                            f"{phase}/select_mse": sel_mse})
-      seconds = before + time.perf_counter() - t0
       ckpt.save(epoch, {"state": state, "best": best},
                 {"epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch,
-                 "seconds": seconds})
+                 "seconds": before + time.perf_counter() - t0,
+                 "cpu_seconds": cpu_before + time.process_time() - c0})
   bar.close()
   if best_epoch < 0:  # nothing beat init_best: keep the last state, as a fallback
     best = jax.device_get(_variables(state))
   info = {"best_epoch": best_epoch, "best_select_mse": best_loss,
-          "n_steps": int(state.step), "seconds": before + time.perf_counter() - t0}
+          "n_steps": int(state.step), "seconds": before + time.perf_counter() - t0,
+          "cpu_seconds": cpu_before + time.process_time() - c0}
   return model, best, info
