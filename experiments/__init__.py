@@ -14,6 +14,7 @@ EXPERIMENTS: dict[str, str] = {
   "fed-baselines-mnist": "experiments.federated.baselines_mnist",
   "fed-baselines-fmnist": "experiments.federated.baselines_fmnist",
   "fed-baselines-mnist-quick": "experiments.federated.baselines_mnist_quick",
+  "fed-scaffold-lr": "experiments.federated.scaffold_lr",
   # FedImpro (issue 4)
   "fedimpro-mnist": "experiments.fedimpro.mnist",
   "fedimpro-fmnist": "experiments.fedimpro.fmnist",
