@@ -1,6 +1,6 @@
 """Federated simulation: vmapped/sharded clients, baselines, plug-ins.
 
-See docs/federated.md for the API (FedAlgorithm, Plugin, persistent client state).
+See docs/federated.md for the API (FedAlgorithm, Plugin, Sweep, persistent client state).
 """
 
 from jaxlab.federated import (aggregate, algorithms, eval, loop, partition, plugins,
@@ -9,12 +9,13 @@ from jaxlab.federated.algorithms import client_sgd
 from jaxlab.federated.data import make_fed_data
 from jaxlab.federated.engine import Engine, EngineConfig, clients_mesh, client_update, init_sim
 from jaxlab.federated.sampling import sample_clients
+from jaxlab.federated.sweep import Sweep
 from jaxlab.federated.types import (ClientCarry, ClientMeta, FedAlgorithm, FedData, Model,
-                                    Plugin, RoundInputs, Sampler, ServerState, SimState)
+                                    Owned, Plugin, RoundInputs, Sampler, ServerState, SimState)
 
 __all__ = [
   "ClientCarry", "ClientMeta", "Engine", "EngineConfig", "FedAlgorithm", "FedData", "Model",
-  "Plugin", "RoundInputs", "Sampler", "ServerState", "SimState", "aggregate", "algorithms",
+  "Owned", "Plugin", "Sweep", "RoundInputs", "Sampler", "ServerState", "SimState", "aggregate", "algorithms",
   "client_sgd", "client_update", "clients_mesh", "eval", "init_sim", "loop", "make_fed_data",
   "partition", "plugins", "sample_clients", "schedule", "sequential", "stepped", "sweep",
 ]

@@ -265,17 +265,19 @@ class Engine:
     self.alg, self.config, self.mesh = alg, config, mesh
     self.sampler = sampler or schedule.epoch_wrap(config.batch_size, config.local_epochs,
                                                   preprocess)
+    self._set_data(data)
+    self._fns = {}
+
+  def _set_data(self, data: FedData):
     self.n_host = np.asarray(jax.device_get(data.n))
     self.num_clients = len(self.n_host)
-    self.data = self._place(data, P()) if mesh is not None else data
-    self._fns = {}
+    self.steps_host, self.weight_host = client_work(self.alg, self.config, data)
+    self.data = self._place(data, P()) if self.mesh is not None else data
 
   def with_data(self, data: FedData) -> "Engine":
     """The same engine on other data of the same shapes, sharing compiled rounds."""
     new = copy.copy(self)
-    new.n_host = np.asarray(jax.device_get(data.n))
-    new.num_clients = len(new.n_host)
-    new.data = self._place(data, P()) if self.mesh is not None else data
+    new._set_data(data)
     return new
 
   # ---- host-side planning -------------------------------------------------
@@ -287,7 +289,7 @@ class Engine:
     """Scan lengths and padded ``RoundInputs`` per group for sampled ``ids``."""
     ids = check_ids(ids, self.num_clients)
     cfg = self.config
-    steps = schedule.local_steps(self.n_host[ids], cfg.batch_size, cfg.local_epochs)
+    steps = self.steps_host[ids]
     if cfg.groups > 1:
       order = np.argsort(-steps, kind="stable")
       ids, steps = ids[order], steps[order]
@@ -303,14 +305,9 @@ class Engine:
       if len(g_ids) == 0:
         continue
       pad = -len(g_ids) % self._pad_to()
-      n = self.n_host[g_ids]
-      meta = ClientMeta(
-        id=np.concatenate([g_ids, np.full(pad, self.num_clients)]).astype(np.int32),
-        n=np.concatenate([n, np.zeros(pad)]).astype(np.int32),
-        steps=np.concatenate([g_steps, np.zeros(pad)]).astype(np.int32),
-        weight=np.concatenate([n, np.zeros(pad)]).astype(np.float32))
+      inputs.append(round_inputs(g_ids, self.n_host[g_ids], g_steps,
+                                 self.weight_host[g_ids], pad, self.num_clients))
       ts.append(schedule.bucket(g_steps.max(), cfg.step_bucket, cfg.min_bucket))
-      inputs.append(meta)
     return tuple(ts), tuple(inputs)
 
   def waste(self, ids: np.ndarray) -> float:
@@ -335,9 +332,9 @@ class Engine:
       if self.mesh is None:
         self._fns["init"] = jax.jit(fn)
       else:
-        sh, _ = self._shardings(jax.eval_shape(fn, key, hparams))
+        sh, _ = self._shardings(jax.eval_shape(fn, key, hparams, self.data))
         self._fns["init"] = jax.jit(fn, out_shardings=sh)
-    return self._fns["init"](key, hparams)
+    return self._fns["init"](key, hparams, self.data)
 
   def round_fn(self, steps: tuple[int, ...], sim: SimState):
     """The jitted round for these group scan lengths (cached; one compile each)."""
@@ -379,10 +376,39 @@ class Engine:
     return self.round_fn(steps, sim)(sim, self.device_inputs(inputs), self.data, key)
 
 
+def client_work(alg: FedAlgorithm, config: EngineConfig, data: FedData
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """Host arrays (steps int32[K], raw weight f32[K]) of every client.
+
+  Default ``E·ceil(n_k/B)`` and ``n_k``; an algorithm's ``work`` hook (a plug-in's
+  ``Plugin.work``) replaces both, e.g. labeled vs unlabeled clients.
+  """
+  n = np.asarray(jax.device_get(data.n))
+  if alg.work is None:
+    return schedule.local_steps(n, config.batch_size, config.local_epochs), n.astype(np.float32)
+  extra = {k: np.asarray(v) for k, v in jax.device_get(data.extra).items()}
+  steps, weight = alg.work(n, extra, config.batch_size, config.local_epochs)
+  steps, weight = np.asarray(steps, np.int32), np.asarray(weight, np.float32)
+  if steps.shape != n.shape or weight.shape != n.shape or (steps < 0).any() or (weight < 0).any():
+    raise ConfigError(f"Plugin.work must return steps and weights of shape {n.shape}, >= 0;"
+                      f" got {steps.shape} and {weight.shape}")
+  return steps, weight
+
+
+def round_inputs(ids, n, steps, weight, pad: int, num_clients: int) -> ClientMeta:
+  """Host ``ClientMeta`` arrays for clients ``ids`` plus ``pad`` padding clients."""
+  z = np.zeros(pad)
+  return ClientMeta(id=np.concatenate([ids, np.full(pad, num_clients)]).astype(np.int32),
+                    n=np.concatenate([n, z]).astype(np.int32),
+                    steps=np.concatenate([steps, z]).astype(np.int32),
+                    weight=np.concatenate([weight, z]).astype(np.float32))
+
+
 def init_sim(alg: FedAlgorithm, num_clients: int, key: jax.Array,
-             hparams: dict | None = None) -> SimState:
-  """``SimState`` with every client row at ``alg.persist_init``."""
-  server = alg.init(key, hparams)
+             hparams: dict | None = None, data: FedData | None = None) -> SimState:
+  """``SimState`` with every client row at ``alg.persist_init``; ``data`` goes to the
+  plug-in's ``server_init``."""
+  server = alg.init(key, hparams, data)
   row = alg.persist_init(server)
   table = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_clients, *jnp.shape(x))), row)
   return SimState(server, table)

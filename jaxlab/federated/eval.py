@@ -42,3 +42,19 @@ def per_client_accuracy(pred: np.ndarray, y: np.ndarray, idx: np.ndarray, n: np.
   correct = (np.asarray(pred)[: len(y)] == np.asarray(y)).astype(np.float64)
   valid = np.arange(idx.shape[1])[None] < np.asarray(n)[:, None]
   return (correct[np.asarray(idx)] * valid).sum(1) / np.maximum(n, 1)
+
+
+def make_evaluate_server(logits_fn, batch_size: int, preprocess=schedule.default_preprocess):
+  """Like ``make_evaluate`` for any sub-model of the server state.
+
+  Args:
+    logits_fn: ``(server: ServerState, x [B, ...]) -> logits [B, C]``, e.g. a plug-in's
+      ``eval_logits`` (a second model, a model built from owned params).
+
+  Returns:
+    A jitted ``evaluate(server, x, y, mask) -> {accuracy, loss, pred}``.
+  """
+  def evaluate(server, x, y, mask):
+    model = Model(lambda key: ((), ()), lambda p, s, xb, train: (logits_fn(server, xb), s))
+    return make_evaluate(model, batch_size, preprocess).__wrapped__((), (), x, y, mask)
+  return jax.jit(evaluate)

@@ -30,7 +30,6 @@ from jaxlab.core import axes, rng
 from jaxlab.core.errors import ConfigError
 from jaxlab.federated import aggregate as agg_lib
 from jaxlab.federated import engine as eng_lib
-from jaxlab.federated import schedule
 from jaxlab.federated.types import ClientCarry, ClientMeta, SimState
 
 
@@ -189,13 +188,11 @@ def _fns(eng) -> _Fns:
 def plan(eng, ids: np.ndarray) -> ClientMeta:
   """Sampled clients as host ``ClientMeta`` arrays [S], longest first."""
   ids = eng_lib.check_ids(ids, eng.num_clients)
-  cfg = eng.config
-  steps = schedule.local_steps(eng.n_host[ids], cfg.batch_size, cfg.local_epochs)
+  steps = eng.steps_host[ids]
   order = np.argsort(-steps, kind="stable")
-  ids, steps = ids[order], steps[order]
-  n = eng.n_host[ids]
-  return ClientMeta(id=ids.astype(np.int32), n=n.astype(np.int32),
-                    steps=steps.astype(np.int32), weight=n.astype(np.float32))
+  ids = ids[order]
+  return eng_lib.round_inputs(ids, eng.n_host[ids], eng.steps_host[ids], eng.weight_host[ids],
+                              0, eng.num_clients)
 
 
 def schedule_lanes(steps: np.ndarray, lanes: int) -> tuple[list[int], list[list[tuple[int, int]]]]:

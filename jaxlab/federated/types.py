@@ -50,6 +50,7 @@ class ServerState(NamedTuple):
   ext: PyTree              # plug-in server state
   hparams: dict            # swept scalars, f32[] each
   round: Array             # int32[]
+  owned: PyTree = ()       # plug-in-owned trainable params (``Plugin.owned``)
 
 
 class ClientCarry(NamedTuple):
@@ -59,6 +60,8 @@ class ClientCarry(NamedTuple):
   alg: PyTree              # algorithm per-client working state
   ext: PyTree              # plug-in client state
   step: Array              # int32[] real steps taken
+  owned: PyTree = ()       # plug-in-owned params being trained locally
+  owned_opt: PyTree = ()   # their optimizer state
 
 
 class SimState(NamedTuple):
@@ -107,18 +110,54 @@ class Model(NamedTuple):
 LossFn = Callable[..., tuple[Array, tuple[PyTree, PyTree, Metrics]]]
 
 
-class Plugin(NamedTuple):
-  """A method's additions to a baseline: its loss, client state, upload, server state.
+class Owned(NamedTuple):
+  """Trainable parameters a plug-in owns beside the model (a VAE, a second model).
 
   Attributes:
-    server_init: key -> ext_server (stored in ``ServerState.ext``).
+    init: key -> params (the server's initial copy, ``ServerState.owned``).
+    tx: their local optimizer (fresh state every round; its injected
+      hyper-parameters are swept as ``owned_<name>``).
+    weight: ``meta -> raw aggregation weight``: a scalar, or a pytree that is a
+      prefix of the params (one weight per subtree; 0 masks the subtree out).
+      Aggregate = sum_k w_k theta_k / sum_k w_k per subtree; where no client has
+      weight, the server keeps its copy. None = ``meta.weight``.
+  """
+  init: Callable
+  tx: Any
+  weight: Callable | None = None
+
+
+class Plugin(NamedTuple):
+  """A method's additions to a baseline, as pure functions (optax-style bundle).
+
+  The first six are required; every other field is an optional hook (None / {}
+  leaves the baseline's behaviour unchanged). See docs/federated.md "Plug-ins".
+
+  Attributes:
+    server_init: (key, data: FedData) -> ext_server (stored in ``ServerState.ext``);
+      ``data`` is this run's data (in a sweep: its own partition and extras).
     persist_init: ext_server -> one client's persistent row (``()`` if none).
     client_init: (server, ext_row, meta, key) -> ext_carry.
     loss: (params, model_state, ext_carry, batch, key) ->
-      (loss, (model_state, ext_carry, metrics)); differentiated w.r.t. params.
+      (loss, (model_state, ext_carry, metrics)); differentiated w.r.t. params. With
+      ``owned``, ``params`` is ``{"model": model params, "owned": owned params}``.
     client_final: (server, carry, meta) -> (ext_upload, ext_row).
-    server_update: (server, ext_uploads [S, ...], weights f32[S] normalised, key)
-      -> (ext_server, metrics).
+    server_update: (server, ext_agg, weights f32[S] normalised, key)
+      -> (ext_server, metrics); ``ext_agg`` is the stacked uploads [S, ...], or
+      ``finish``'s result when ``reduce``/``finish`` are set.
+    hparams: {name: default} swept scalars, merged into ``ServerState.hparams``
+      (read them as ``server.hparams[name]``; sweep them like a learning rate).
+    post_step: ClientCarry -> ClientCarry, run after every local optimizer step
+      (gated with it: padded steps skip it), e.g. an EMA target network in ``ext``.
+    owned: an ``Owned``: trainable params with their own optimizer and weights.
+    work: host-side ``(n int[K], extra {name: np.ndarray}, batch_size, epochs) ->
+      (steps int[K], weight f32[K])``: per-client local steps and raw aggregation
+      weights that do not come from the sample count (default E·ceil(n/B), n).
+    reduce: (server, ext_uploads [s, ...], p f32[s], totals) -> sums; linear in
+      the clients (partials of chunks add up), so uploads are never stacked.
+    finish: (server, sums, totals) -> ext_agg for ``server_update``.
+    eval_logits: (server, x [B, ...]) -> logits [B, C] of a sub-model (see
+      ``eval.make_evaluate_server``); None = the engine model.
   """
   server_init: Callable
   persist_init: Callable
@@ -126,6 +165,13 @@ class Plugin(NamedTuple):
   loss: LossFn
   client_final: Callable
   server_update: Callable
+  hparams: dict = {}
+  post_step: Callable | None = None
+  owned: Owned | None = None
+  work: Callable | None = None
+  reduce: Callable | None = None
+  finish: Callable | None = None
+  eval_logits: Callable | None = None
 
 
 class FedAlgorithm(NamedTuple):
@@ -146,6 +192,7 @@ class FedAlgorithm(NamedTuple):
   server_update: Callable[[ServerState, PyTree, Array], tuple[ServerState, Metrics]]
   reduce: Callable | None = None
   finish: Callable | None = None
+  work: Callable | None = None   # host (n, extra, B, E) -> (steps [K], weight [K]); None: default
 
 
 class Sampler(NamedTuple):
