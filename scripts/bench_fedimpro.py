@@ -27,13 +27,14 @@ def data():
 
 
 def bench_jax(ds, parts):
-  counts = partition.histogram(ds.y_train, parts, C)
   fi = fedimpro.make(MLP(hidden=(200, 200)), split_after=0,
                      sample_x=ds.preprocess(jnp.asarray(ds.x_train[:B])),
                      client_tx=fl.client_sgd(0.05), config=fedimpro.FedImproConfig(
-                       fake_weight_max_epochs=10.0), client_class_counts=counts, batch_size=B)
+                       fake_weight_max_epochs=10.0), num_clients=K, num_classes=C, batch_size=B)
   eng = fl.Engine(fi.algorithm, fl.EngineConfig(batch_size=B, step_bucket="mult:8"),
-                  fl.make_fed_data(ds.x_train, ds.y_train, parts), preprocess=ds.preprocess)
+                  fl.make_fed_data(ds.x_train, ds.y_train, parts,
+                                   extra=fedimpro.class_counts(ds.y_train, C)(parts)),
+                  preprocess=ds.preprocess)
   sim, key = eng.init(jax.random.key(0)), jax.random.key(1)
   for r in range(ROUNDS):  # compile every bucket that the timed rounds use
     sim, _ = eng.run_round(sim, fl.sample_clients(r, K, S), key)

@@ -1,8 +1,9 @@
 """Shared driver of the FedImpro experiments: FedAvg vs FedImpro, seeds as one vmap.
 
 For every setting ``alpha/K/S`` both methods run R = len(seeds) simulations as one
-vmapped program (``SeedSweep``; each seed has its own Dirichlet partition, init and
-batch order; client sampling is round-seeded as in the reference). Ablations (split
+vmapped program (``jaxlab.federated.sweep.Sweep``; each seed has its own Dirichlet
+partition and class counts, init and batch order; client sampling is round-seeded as in
+the reference). Ablations (split
 depth, upload noise sigma) run at the first setting; the noise sigmas are swept
 inside the same vmap (seeds x sigmas).
 """
@@ -22,12 +23,12 @@ from jaxlab.core.checkpoint import Checkpointer
 from jaxlab.core.errors import ConfigError, NonFiniteError
 from jaxlab.core.metrics import MetricsWriter, write_json
 from jaxlab.core.progress import progress
-from jaxlab.federated import algorithms, client_sgd, partition, sample_clients
+from jaxlab.federated import EngineConfig, algorithms, client_sgd, partition, sample_clients
 from jaxlab.federated.eval import make_evaluate, pad_eval
 from jaxlab.federated.types import Model
 from jaxlab.methods import fedimpro
 from jaxlab.methods.fedimpro import FedImproConfig
-from jaxlab.methods.fedimpro.sweep import SeedSweep
+from jaxlab.federated.sweep import Sweep
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -115,7 +116,6 @@ class Run:
     self.cfg, self.k, self.s, self.method = cfg, k, s, method
     c = ds.num_classes
     self.parts = [partition.hetero(ds.y_train, k, alpha, seed=seed) for seed in cfg.seeds]
-    counts = [partition.histogram(ds.y_train, p, c) for p in self.parts]
     module = _module(cfg, c)
     sample_x = ds.preprocess(jnp.asarray(ds.x_train[: cfg.batch_size]))
     tx = client_sgd(cfg.learning_rate, cfg.momentum, cfg.weight_decay)
@@ -124,31 +124,26 @@ class Run:
       alg = algorithms.fedavg(self.model, tx, num_clients=k)
     else:
       fi = fedimpro.make(module, split_after=split_after, sample_x=sample_x, client_tx=tx,
-                         config=cfg.fedimpro, client_class_counts=counts[0],
+                         config=cfg.fedimpro, num_clients=k, num_classes=c,
                          batch_size=cfg.batch_size, local_epochs=cfg.local_epochs)
       self.model, alg = fi.model, fi.algorithm
     # Runs: seeds x sigmas (row-major); a seed's partition and key repeat over sigmas.
     self.labels = [(seed, sig) for seed in cfg.seeds for sig in sigmas]
     which = [cfg.seeds.index(seed) for seed, _ in self.labels]
     self.keys = jnp.stack([jax.random.key(seed) for seed, _ in self.labels])
-    self.counts = np.stack([counts[i] for i in which])
     self.sigmas = np.asarray([sig for _, sig in self.labels], np.float32)
-    self.sweep = SeedSweep(alg, ds.x_train, ds.y_train, [self.parts[i] for i in which],
-                           batch_size=cfg.batch_size, local_epochs=cfg.local_epochs,
-                           preprocess=ds.preprocess, step_bucket=cfg.step_bucket)
+    ecfg = EngineConfig(batch_size=cfg.batch_size, local_epochs=cfg.local_epochs,
+                        step_bucket=cfg.step_bucket)
+    self.sweep = Sweep(alg, ecfg, ds.x_train, ds.y_train, [self.parts[i] for i in which],
+                       extra=fedimpro.class_counts(ds.y_train, c), preprocess=ds.preprocess)
     eb = min(500, len(ds.y_test))
     ev = make_evaluate(self.model, eb, ds.preprocess)
     xt, yt, mt = pad_eval(ds.x_test, ds.y_test, eb)
     self.evaluate = jax.jit(jax.vmap(lambda p, m: ev(p, m, xt, yt, mt)["accuracy"]))
 
   def init(self):
-    sims = self.sweep.init(self.keys)
-    if self.method != "fedavg":
-      ext = dict(sims.server.ext)
-      ext["counts"] = jnp.asarray(self.counts, jnp.float32)
-      ext["hp"] = {**ext["hp"], "upload_noise_std": jnp.asarray(self.sigmas)}
-      sims = sims._replace(server=sims.server._replace(ext=ext))
-    return sims
+    hp = {} if self.method == "fedavg" else {"upload_noise_std": self.sigmas}
+    return self.sweep.init(self.keys, hp)
 
   def train(self, out_dir: pathlib.Path, tag: str, writer: MetricsWriter, offset: int):
     """Runs all rounds, resuming from ``out_dir/checkpoints/tag``; returns acc [R, rounds']."""

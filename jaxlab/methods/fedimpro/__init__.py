@@ -12,7 +12,7 @@ from jaxlab.methods.fedimpro.estimator import FeatureStats, class_moments, init_
 from jaxlab.methods.fedimpro.fake import balanced_labels, fake_weight, sample_fake
 from jaxlab.methods.fedimpro.loss import fedimpro_loss
 from jaxlab.methods.fedimpro.method import FedImpro, make
-from jaxlab.methods.fedimpro.plugin import make_plugin, set_hparams
+from jaxlab.methods.fedimpro.plugin import COUNTS, class_counts, make_plugin
 from jaxlab.methods.fedimpro.server import (
                                             add_upload_noise,
                                             label_size_mean,
@@ -24,8 +24,8 @@ from jaxlab.methods.fedimpro.split import SplitModel, from_flax
 Config = FedImproConfig
 
 __all__ = [
-  "Config", "FeatureStats", "FedImpro", "FedImproConfig", "SplitModel", "add_upload_noise",
-  "balanced_labels", "class_moments", "fake_weight", "fedimpro_loss", "from_flax",
-  "init_stats", "label_size_mean", "make", "make_plugin", "sample_fake", "set_hparams",
+  "COUNTS", "Config", "FeatureStats", "FedImpro", "FedImproConfig", "SplitModel", "add_upload_noise",
+  "balanced_labels", "class_counts", "class_moments", "fake_weight", "fedimpro_loss", "from_flax",
+  "init_stats", "label_size_mean", "make", "make_plugin", "sample_fake",
   "total_variance", "uniform_mean", "update_stats",
 ]

@@ -3,7 +3,6 @@
 from typing import Any, NamedTuple
 
 import jax
-import numpy as np
 import optax
 
 from jaxlab.core.errors import ConfigError
@@ -39,7 +38,8 @@ def make(
   sample_x: Any,
   client_tx: optax.GradientTransformation,
   config: FedImproConfig,
-  client_class_counts: np.ndarray,
+  num_clients: int,
+  num_classes: int,
   batch_size: int,
   local_epochs: int = 1,
   base: str = "fedavg",
@@ -53,7 +53,9 @@ def make(
     sample_x: an input batch [B, ...] (preprocessed, float) used for shapes.
     client_tx: client optimizer (``jaxlab.federated.client_sgd``).
     config: FedImproConfig.
-    client_class_counts: int[K, C] per-client class sizes of the partition.
+    num_clients: K.
+    num_classes: C. The per-client class sizes come with the data:
+      ``FedData.extra["class_counts"]`` (``fedimpro.class_counts``), per run in a sweep.
     batch_size: local batch size B.
     local_epochs: E.
     base: ``fedavg``, ``fedprox``, ``scaffold`` or ``fednova``.
@@ -64,13 +66,12 @@ def make(
   """
   if base not in algorithms.ALGORITHMS:
     raise ConfigError(f"base={base!r}; use one of {', '.join(algorithms.ALGORITHMS)}")
-  counts = np.asarray(client_class_counts)
   split = split_lib.from_flax(module, split_after=split_after)
   model = Model.from_linen(module, sample_x)
   variables = split.init(jax.random.key(0), sample_x)
   shape = split_lib.feature_shape(split, variables, sample_x)
-  plugin = make_plugin(split, config, feature_shape=shape, client_class_counts=counts,
+  plugin = make_plugin(split, config, feature_shape=shape, num_classes=num_classes,
                        batch_size=batch_size, local_epochs=local_epochs)
-  alg = algorithms.ALGORITHMS[base](model, client_tx, num_clients=counts.shape[0],
+  alg = algorithms.ALGORITHMS[base](model, client_tx, num_clients=num_clients,
                                     plugin=plugin, **base_kwargs)
   return FedImpro(alg, model, split, plugin, shape)

@@ -2,15 +2,19 @@
 
 State layout (all arrays):
 
-* server ``ext``: ``{"stats": FeatureStats [C, D], "hp": {fake_weight_max_epochs,
-  upload_noise_std, server_beta}: f32[], "counts": f32[K, C]}``; ``counts`` are the
-  clients' class sizes (label-size aggregation); ``hp`` are the sweepable scalars.
+* server ``ext``: ``{"stats": FeatureStats [C, D], "counts": f32[K, C]}``; ``counts``
+  are the clients' class sizes, read from the run's ``FedData.extra["class_counts"]``
+  (per run in a sweep: each run has its own partition).
+* swept scalars (``Plugin.hparams`` -> ``ServerState.hparams``):
+  ``fake_weight_max_epochs``, ``upload_noise_std``, ``server_beta``.
 * client ``ext`` carry: ``{"stats", "step", "epoch0", "spe", "w_max", "noise_key"}``;
   the estimate starts from the global one (reference) or from the client's own row
   (``persistent_local_estimate``) and is updated after every local step.
 * persistent row: ``{"stats", "seen"}`` when ``persistent_local_estimate`` else ``()``.
 * upload ``ext``: ``{"stats": noised FeatureStats, "counts": f32[C]}``.
 """
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -26,13 +30,15 @@ from jaxlab.methods.fedimpro.estimator import FeatureStats
 from jaxlab.methods.fedimpro.loss import fedimpro_loss
 from jaxlab.methods.fedimpro.split import SplitModel, feature_dim
 
+COUNTS = "class_counts"   # FedData.extra key: int[K, C] class sizes per client
+
 
 def make_plugin(
   split: SplitModel,
   config: FedImproConfig,
   *,
   feature_shape: tuple[int, ...],
-  client_class_counts: np.ndarray,
+  num_classes: int,
   batch_size: int,
   local_epochs: int = 1,
 ) -> Plugin:
@@ -43,27 +49,30 @@ def make_plugin(
       model's ``apply``).
     config: FedImproConfig.
     feature_shape: one example's split-feature shape (``split.feature_shape``).
-    client_class_counts: int[K, C] class sizes per client (the partition). Its column
-      sums are P_c, the class sizes that weight the count_ema estimator.
+    num_classes: C. The per-client class sizes int[K, C] come from the data
+      (``FedData.extra["class_counts"]``, see ``class_counts``); their column sums are
+      P_c, the class sizes that weight the count_ema estimator.
     batch_size: B, the real rows per local step (sets the number of fake rows).
     local_epochs: E; the schedule's epoch index is ``round * E + local epoch``.
 
   Returns:
     A Plugin for any ``jaxlab.federated.algorithms`` factory.
   """
-  counts_np = np.asarray(client_class_counts, np.float32)
-  if counts_np.ndim != 2:
-    raise ConfigError("client_class_counts must be [num_clients, num_classes]")
-  num_classes, dim = counts_np.shape[1], feature_dim(feature_shape)
-  class_total = jnp.asarray(counts_np.sum(0))
+  dim = feature_dim(feature_shape)
   n_fake = config.num_fake(batch_size, num_classes)
   # n_fake = C * (b // C + 1): the reference's tile(arange(C), b // C + 1).
   y_fake = jnp.tile(jnp.arange(num_classes, dtype=jnp.int32), n_fake // num_classes) if n_fake else None
   sched = config.fake_weight_sched
 
-  def server_init(key):
+  def server_init(key, data):
+    counts = (data.extra if data is not None else {}).get(COUNTS)
+    if counts is None or counts.ndim != 2 or counts.shape[1] != num_classes:
+      raise ConfigError(
+        f"FedImpro needs FedData.extra[{COUNTS!r}] = int[K, {num_classes}] class sizes per"
+        " client; build the data with fedimpro.class_counts (make_fed_data(..., extra=...)"
+        " or Sweep(..., extra=...))")
     stats = estimator.init_stats(key, num_classes, dim, config.sigma_init)
-    return {"stats": stats, "hp": config.hparams(), "counts": jnp.asarray(counts_np)}
+    return {"stats": stats, "counts": counts.astype(jnp.float32)}
 
   def persist_init(ext_server):
     if not config.persistent_local_estimate:
@@ -80,7 +89,8 @@ def make_plugin(
       "step": jnp.zeros([], jnp.int32),
       "epoch0": (server.round * local_epochs).astype(jnp.float32),
       "spe": spe,
-      "w_max": server.ext["hp"]["fake_weight_max_epochs"],
+      "w_max": server.hparams["fake_weight_max_epochs"],
+      "class_total": server.ext["counts"].sum(0),
       "noise_key": jax.random.key_data(rng.purpose(key, rng.NOISE)),
     }
 
@@ -93,7 +103,7 @@ def make_plugin(
     value, (model_state, h_real, m) = fedimpro_loss(
       params, model_state, split, batch["x"], batch["y"], h_fake, y_fake, w, sched)
     stats = estimator.update_stats(
-      ext["stats"], h_real, batch["y"], class_total,
+      ext["stats"], h_real, batch["y"], ext["class_total"],
       last_batch=config.quirk_last_batch_estimator,
       update_sigma=config.std_mode == "update", sigma_clip=config.sigma_clip)
     m = {k: v for k, v in m.items() if k != "loss"}
@@ -102,7 +112,7 @@ def make_plugin(
   def client_final(server: ServerState, carry: ClientCarry, meta: ClientMeta):
     stats = carry.ext["stats"]
     key = jax.random.wrap_key_data(carry.ext["noise_key"])
-    noised = server_lib.add_upload_noise(stats, key, server.ext["hp"]["upload_noise_std"])
+    noised = server_lib.add_upload_noise(stats, key, server.hparams["upload_noise_std"])
     counts = server.ext["counts"].at[meta.id].get(mode="fill", fill_value=0)
     row = {"stats": stats, "seen": jnp.ones([], jnp.bool_)} if config.persistent_local_estimate else ()
     return {"stats": noised, "counts": counts}, row
@@ -118,26 +128,28 @@ def make_plugin(
       if config.server_estimate == "all_label_size":
         rest = jnp.maximum(server.ext["counts"].sum(0) - counts.sum(0), 0.0)
       new = server_lib.label_size_mean(ups["stats"], counts, prev, rest)
-    new = server_lib.ema(prev, new, server.ext["hp"]["server_beta"])
+    new = server_lib.ema(prev, new, server.hparams["server_beta"])
     metrics = {"fedimpro_sigma": new.sigma.mean(),
                "fedimpro_mu_shift": jnp.abs(new.mu - prev.mu).mean()}
     return {**server.ext, "stats": new}, metrics
 
-  return Plugin(server_init, persist_init, client_init, loss, client_final, server_update)
+  return Plugin(server_init, persist_init, client_init, loss, client_final, server_update,
+                hparams=config.hparams())
 
 
-def set_hparams(ext: dict, **values: float) -> dict:
-  """Returns the server ``ext`` with FedImpro's dynamic scalars replaced.
+def class_counts(labels: np.ndarray, num_classes: int) -> Callable[[list], dict]:
+  """``parts -> {"class_counts": int32[K, C]}``: the data extras FedImpro reads.
 
-  The engine's ``ServerState.hparams`` only knows the optimizer's and the baseline's
-  scalars, so FedImpro keeps its own in ``ext["hp"]`` (sweep them by stacking).
+  Use as ``make_fed_data(x, y, parts, extra=class_counts(y, C)(parts))`` or
+  ``Sweep(..., extra=class_counts(y, C))`` (one count table per run's partition).
   """
-  hp = dict(ext["hp"])
-  for k, v in values.items():
-    if k not in hp:
-      raise ConfigError(f"unknown FedImpro hyper-parameter {k!r}; known: {sorted(hp)}")
-    hp[k] = jnp.asarray(v, jnp.float32)
-  return {**ext, "hp": hp}
+  labels = np.asarray(labels)
+
+  def extra(parts):
+    counts = np.stack([np.bincount(labels[p], minlength=num_classes) for p in parts])
+    return {COUNTS: counts.astype(np.int32)}
+
+  return extra
 
 
-__all__ = ["FeatureStats", "make_plugin", "set_hparams"]
+__all__ = ["COUNTS", "FeatureStats", "class_counts", "make_plugin"]

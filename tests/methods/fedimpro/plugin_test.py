@@ -22,10 +22,10 @@ def _setup(cfg, base="fedavg", **kw):
   starts = np.cumsum([0] + sizes)
   parts = [np.arange(starts[k], starts[k + 1]) for k in range(K)]
   counts = partition.histogram(y, parts, C)
-  data = fl.make_fed_data(x, y, parts)
+  data = fl.make_fed_data(x, y, parts, extra=fedimpro.class_counts(y, C)(parts))
   fi = fedimpro.make(MLP(hidden=(6, 5), num_classes=C), split_after=0,
                      sample_x=jnp.zeros((B, 4, 4, 1)), client_tx=fl.client_sgd(0.1),
-                     config=cfg, client_class_counts=counts, batch_size=B,
+                     config=cfg, num_clients=K, num_classes=C, batch_size=B,
                      local_epochs=2, base=base, **kw)
   eng = fl.Engine(fi.algorithm, fl.EngineConfig(batch_size=B, local_epochs=2), data)
   return fi, eng, counts
@@ -92,25 +92,35 @@ def test_runs_on_scaffold():
   chex.assert_tree_all_finite(sim.server.params)
 
 
-def test_seed_sweep_equals_single_runs():
-  from jaxlab.methods.fedimpro.sweep import SeedSweep
+def test_public_sweep_equals_single_runs():
+  # Two runs with their own partitions (hence class counts) and upload noise, as one
+  # program on jaxlab.federated.sweep, equal two separate engine runs.
   cfg = fedimpro.FedImproConfig(fake_weight_max_epochs=1.0)
   fi, eng, _ = _setup(cfg)
   x, y = np.asarray(eng.data.x), np.asarray(eng.data.y)
   parts0 = [np.asarray(eng.data.idx[k, : int(eng.data.n[k])]) for k in range(K)]
   parts1 = [p[::-1].copy() for p in parts0[1:]] + [parts0[0]]  # another partition
-  sw = SeedSweep(fi.algorithm, x, y, [parts0, parts1], batch_size=B, local_epochs=2)
+  sw = fl.sweep.Sweep(fi.algorithm, eng.config, x, y, [parts0, parts1],
+                      extra=fedimpro.class_counts(y, C))
   keys = jnp.stack([jax.random.key(0), jax.random.key(5)])
-  sims = sw.init(keys)
-  ext = fedimpro.set_hparams(jax.tree.map(lambda a: a[1], sims.server.ext), upload_noise_std=0.1)
-  sims = sims._replace(server=sims.server._replace(ext=jax.tree.map(
-    lambda a, b: a.at[1].set(b), sims.server.ext, ext)))
-  sims, _ = sw.run_round(sims, np.array([0, 1, 3]), keys)
-  for r, (parts, key) in enumerate(((parts0, 0), (parts1, 5))):
-    e = fl.Engine(fi.algorithm, eng.config, fl.make_fed_data(x, y, parts))
-    sim = e.init(jax.random.key(key))
-    if r == 1:
-      sim = sim._replace(server=sim.server._replace(ext=ext))
-    sim, _ = e.run_round(sim, np.array([0, 1, 3]), jax.random.key(key))
+  sims = sw.init(keys, {"upload_noise_std": [0.0, 0.1]})
+  for ids in ([0, 1, 3], [2, 1, 0]):
+    sims, _ = sw.run_round(sims, np.array(ids), keys)
+  for r, (parts, key, sigma) in enumerate(((parts0, 0, 0.0), (parts1, 5, 0.1))):
+    e = fl.Engine(fi.algorithm, eng.config,
+                  fl.make_fed_data(x, y, parts, extra=fedimpro.class_counts(y, C)(parts)))
+    sim = e.init(jax.random.key(key), {"upload_noise_std": sigma})
+    for ids in ([0, 1, 3], [2, 1, 0]):
+      sim, _ = e.run_round(sim, np.array(ids), jax.random.key(key))
     row = jax.tree.map(lambda a, r=r: a[r], sims)
     chex.assert_trees_all_close(row, sim, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(sims.server.ext["counts"][1],
+                                partition.histogram(y, parts1, C))
+  assert not np.allclose(sims.server.ext["counts"][0], sims.server.ext["counts"][1])
+
+
+def test_missing_class_counts_is_a_clear_error():
+  fi, eng, _ = _setup(fedimpro.FedImproConfig())
+  data = eng.data._replace(extra={})
+  with pytest.raises(fedimpro.config.ConfigError, match="class_counts"):
+    fl.Engine(fi.algorithm, eng.config, data).init(jax.random.key(0))
