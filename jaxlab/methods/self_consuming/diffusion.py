@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from jaxlab.methods.self_consuming.config import DiffusionOptions, Grid
 from jaxlab.methods.self_consuming.distances import tv_samples_hist
-from jaxlab.methods.self_consuming.learners import Learner
+from jaxlab.methods.self_consuming.learners import Learner, prefix_weights
 
 
 def _sigma(t):
@@ -39,12 +39,12 @@ def diffusion(grid: Grid, dim: int, cfg: DiffusionOptions = DiffusionOptions(),
   z_eval = jax.random.normal(kz, (cfg.eval_samples, dim))
   m = cfg.width
 
-  def fit(x, mask, hp):
+  def fit(x, count, hp):
     key = jax.random.key(seed + 1)
     kt, ke = jax.random.split(key)
     n = x.shape[0]
     xr = jnp.repeat(x, cfg.noise_draws, 0)
-    wr = jnp.repeat(mask.astype(jnp.float32), cfg.noise_draws, 0)
+    wr = jnp.repeat(prefix_weights(n, count), cfg.noise_draws, 0)
     t = jax.random.uniform(kt, (n * cfg.noise_draws,), minval=cfg.t_min, maxval=cfg.t_max)
     eps = jax.random.normal(ke, xr.shape)
     xt = jnp.exp(-t)[:, None] * xr + _sigma(t)[:, None] * eps

@@ -1,10 +1,12 @@
-"""Learners as NamedTuples of pure functions over fixed-shape, masked data.
+"""Learners as NamedTuples of pure functions over fixed-shape, prefix-masked data.
 
-Each learner has ``fit(x [N, d], mask [N], hp) -> params`` (``hp``: dynamic,
-sweepable scalars such as the KDE bandwidth constant or the diffusion
-early-stopping time), ``sample(key, params,
-n) -> [n, d]`` and ``density(params, points [..., d]) -> [...]``. Data is padded
-to a static N and carries a mask, so a sweep over sample sizes is a `vmap`.
+Each learner has ``fit(x [N, d], n, hp) -> params`` (the data are the first ``n``
+rows of ``x``, the rest is padding; ``hp``: dynamic, sweepable scalars such as
+the KDE bandwidth constant or the diffusion early-stopping time),
+``sample(key, params, n) -> [n, d]`` and ``density(params) -> [...]`` on the
+learner's grid. Data is padded to a static N and carries its count, so a sweep
+over sample sizes is a `vmap`; keeping the data in a prefix lets sampling index
+a row directly (no search for the r-th active row).
 """
 
 from collections.abc import Callable
@@ -14,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlab.core.errors import ConfigError
 from jaxlab.methods.self_consuming.config import Grid
 
 
@@ -23,12 +26,21 @@ class Learner(NamedTuple):
   density: Callable[[Any], jax.Array]  # params -> density on the learner's grid
 
 
-def _masked_moments(x, mask):
-  w = mask.astype(x.dtype)
-  n = jnp.maximum(w.sum(), 1.0)
-  mu = (w[:, None] * x).sum(0) / n
-  var = (w[:, None] * (x - mu) ** 2).sum(0) / n
-  return mu, var, n
+def prefix_weights(size: int, n: jax.Array, dtype=jnp.float32) -> jax.Array:
+  """[size] weights: 1 on the first ``n`` rows, 0 on the padding."""
+  return (jnp.arange(size) < n).astype(dtype)
+
+
+def moments(x: jax.Array, n: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Mean [d], MLE variance [d] and count of the first ``n`` rows of ``x`` [N, d].
+
+  Weighted sums as mat-vecs (``w @ x``): on CPU a vmapped column reduction is ~10x slower.
+  """
+  w = prefix_weights(x.shape[0], n, x.dtype)
+  cnt = jnp.maximum(w.sum(), 1.0)
+  mu = w @ x / cnt
+  var = w @ (x - mu) ** 2 / cnt
+  return mu, var, cnt
 
 
 def gaussian_mle(points: jax.Array) -> Learner:
@@ -38,9 +50,9 @@ def gaussian_mle(points: jax.Array) -> Learner:
     points: [..., d] grid where `density` is evaluated.
   """
 
-  def fit(x, mask, hp):
+  def fit(x, n, hp):
     del hp
-    mu, var, _ = _masked_moments(x, mask)
+    mu, var, _ = moments(x, n)
     return {"mu": mu, "var": var}
 
   def sample(key, params, n):
@@ -60,23 +72,39 @@ def bandwidth(n: jax.Array, std: jax.Array, c: float, rule: str) -> jax.Array:
 
 
 def _gauss_kernel_1d(grid: Grid, h: jax.Array) -> jax.Array:
-  """The Gaussian kernel sampled on the grid's offsets, centred for FFT."""
+  """The Gaussian kernel sampled on the grid's offsets, centred for FFT.
+
+  Linear binning spreads each point over a tent of variance dx^2 / 6, which widens
+  the binned estimate to bandwidth sqrt(h^2 + dx^2 / 6) to leading order; the kernel
+  is narrowed by the same amount, which cuts the binned-vs-exact TV gap ~5x.
+  """
   g = grid.size
   dx = (grid.hi - grid.lo) / (g - 1)
   off = (jnp.arange(2 * g) - g) * dx
+  h = jnp.sqrt(jnp.maximum(h**2 - dx**2 / 6, 0.25 * h**2))
   k = jnp.exp(-0.5 * (off / h) ** 2) / (jnp.sqrt(2 * np.pi) * h)
   return jnp.fft.ifftshift(k) * dx
 
 
-def _linear_bin(x: jax.Array, w: jax.Array, grid: Grid) -> jax.Array:
-  """Linear binning of 1-D points onto the grid (weights sum to sum(w))."""
+def _bin_position(x: jax.Array, grid: Grid) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Left cell index, fraction to the right node, and inside-the-grid flag per coordinate."""
   g = grid.size
   pos = (x - grid.lo) / (grid.hi - grid.lo) * (g - 1)
   i0 = jnp.clip(jnp.floor(pos), 0, g - 2).astype(jnp.int32)
   f = jnp.clip(pos - i0, 0.0, 1.0)
-  inside = (pos >= 0) & (pos <= g - 1)
+  return i0, f, (pos >= 0) & (pos <= g - 1)
+
+
+def _linear_bin(x: jax.Array, w: jax.Array, grid: Grid) -> jax.Array:
+  """Linear binning of 1-D points onto the grid (weights sum to sum(w) inside it).
+
+  One scatter of [left, right] pairs into [G, 2] (half the scatters of two [G] adds),
+  then the right halves shift by one node.
+  """
+  i0, f, inside = _bin_position(x, grid)
   w = w * inside
-  return jnp.zeros(g).at[i0].add(w * (1 - f)).at[i0 + 1].add(w * f)
+  pair = jnp.zeros((grid.size, 2)).at[i0].add(jnp.stack([w * (1 - f), w * f], -1))
+  return pair[:, 0] + jnp.pad(pair[:-1, 1], (1, 0))
 
 
 def _fft_smooth(hist: jax.Array, kern: jax.Array, axis: int) -> jax.Array:
@@ -101,23 +129,23 @@ def kde(grid: Grid, points: jax.Array, dim: int, c: float = 0.9, rule: str = "fi
   kernel is separable), which is what makes 100-seed sweeps cheap.
   """
 
-  def fit(x, mask, hp):
-    _, var, n = _masked_moments(x, mask)
-    h = bandwidth(n, jnp.sqrt(var), hp.get("bandwidth", c), rule)
-    return {"x": x, "mask": mask, "h": h}
+  def fit(x, n, hp):
+    _, var, cnt = moments(x, n)
+    h = bandwidth(cnt, jnp.sqrt(var), hp.get("bandwidth", c), rule)
+    return {"x": x, "n": jnp.asarray(n, jnp.int32), "h": h}
 
   def sample(key, params, n):
     k1, k2 = jax.random.split(key)
-    # A uniform draw among the active rows: the r-th active row, found by a
-    # binary search of the mask's running count (no [n, N] Gumbel matrix).
-    counts = jnp.cumsum(params["mask"].astype(jnp.int32))
-    r = jax.random.randint(k1, (n,), 0, jnp.maximum(counts[-1], 1))
-    idx = jnp.searchsorted(counts, r + 1, side="left")
-    return params["x"][idx] + params["h"] * jax.random.normal(k2, (n, dim))
+    # the data are a prefix, so a uniform training point is row r, r < n
+    r = jax.random.randint(k1, (n,), 0, jnp.maximum(params["n"], 1))
+    return params["x"][r] + params["h"] * jax.random.normal(k2, (n, dim))
+
+  def _weights(params):
+    w = prefix_weights(params["x"].shape[0], params["n"])
+    return w / jnp.maximum(w.sum(), 1.0)
 
   def density_exact(params):
-    x, w, h = params["x"], params["mask"].astype(jnp.float32), params["h"]
-    w = w / w.sum()
+    x, w, h = params["x"], _weights(params), params["h"]
 
     def at(p):  # p: [d]
       z = jnp.sum((p - x) ** 2, -1) / h**2
@@ -127,19 +155,14 @@ def kde(grid: Grid, points: jax.Array, dim: int, c: float = 0.9, rule: str = "fi
     return jax.lax.map(at, flat, batch_size=256).reshape(points.shape[:-1])
 
   def density_binned(params):
-    x, w, h = params["x"], params["mask"].astype(jnp.float32), params["h"]
-    w = w / w.sum()
+    x, w, h = params["x"], _weights(params), params["h"]
     g = grid.size
     dx = (grid.hi - grid.lo) / (g - 1)
     kern = _gauss_kernel_1d(grid, h)
     if dim == 1:
-      hist = _linear_bin(x[:, 0], w, grid)
-      return _fft_smooth(hist, kern, 0) / dx
-    pos = (x - grid.lo) / (grid.hi - grid.lo) * (g - 1)
-    i0 = jnp.clip(jnp.floor(pos), 0, g - 2).astype(jnp.int32)
-    f = jnp.clip(pos - i0, 0.0, 1.0)
-    inside = jnp.all((pos >= 0) & (pos <= g - 1), -1)
-    w = w * inside
+      return _fft_smooth(_linear_bin(x[:, 0], w, grid), kern, 0) / dx
+    i0, f, inside = _bin_position(x, grid)
+    w = w * jnp.all(inside, -1)
     hist = jnp.zeros((g, g))
     for dxi in (0, 1):
       for dyi in (0, 1):
@@ -149,5 +172,5 @@ def kde(grid: Grid, points: jax.Array, dim: int, c: float = 0.9, rule: str = "fi
     return _fft_smooth(_fft_smooth(hist, kern, 0), kern, 1) / (dx * dx)
 
   if method not in ("binned", "exact"):
-    raise ValueError(f"unknown KDE density method {method!r}; use 'binned' or 'exact'")
+    raise ConfigError(f"unknown KDE density method {method!r}; use 'binned' or 'exact'")
   return Learner(fit, sample, density_binned if method == "binned" else density_exact)

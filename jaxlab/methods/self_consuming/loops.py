@@ -8,8 +8,11 @@ trains on ``n_real`` real samples):
 - ``fresh_real``: new real samples every generation + synthetic;
 - ``accumulate``: every earlier real and synthetic sample + new synthetic.
 
-Sizes are dynamic scalars under static maxima (padding + masks), so one
-compiled program covers seeds x sizes x generations.
+Sizes are dynamic scalars under static maxima (padding + a count: the data are
+the first rows of a padded array), so one compiled program covers seeds x
+sizes x generations. `run_sweep` groups points of very different sizes into a
+few buckets, one program each, so a point with 50 synthetic samples is not
+padded to 6400.
 """
 
 import functools
@@ -45,18 +48,44 @@ def make_learner(cfg: Config) -> tuple[learners.Learner, jax.Array, float]:
   raise ConfigError(f"unknown learner {cfg.learner!r}; use 'kde', 'gaussian' or 'diffusion'")
 
 
-def _masked_var(x, m):
-  w = m.astype(x.dtype)[:, None]
-  n = jnp.maximum(w.sum(), 1.0)
-  mu = (w * x).sum(0) / n
-  return jnp.mean((w * (x - mu) ** 2).sum(0) / n)
+def _var(x, n):
+  """Variance of the first ``n`` rows, averaged over dimensions."""
+  return jnp.mean(learners.moments(x, n)[1])
 
 
-def make_loop(cfg: Config, n_real_max: int, n_synth_max: int) -> Callable:
+def _place(base: jax.Array, start: jax.Array, block: jax.Array) -> jax.Array:
+  """``base`` with rows [start, start + len(block)) replaced by ``block`` (cut at the end).
+
+  A gather, not `dynamic_update_slice`, which would move a block that overhangs the end.
+  """
+  j = jnp.arange(base.shape[0])
+  src = j - start
+  inside = (src >= 0) & (src < block.shape[0])
+  return jnp.where(inside[:, None], block[jnp.clip(src, 0, block.shape[0] - 1)], base)
+
+
+def _fit_rows(base: jax.Array, size: int) -> jax.Array:
+  """``base`` [n, d] cut or zero-padded to ``size`` rows."""
+  if base.shape[0] >= size:
+    return base[:size]
+  return jnp.pad(base, ((0, size - base.shape[0]), (0, 0)))
+
+
+def train_size(cfg: Config, n_real: int, n_synth: int) -> int:
+  """Rows the largest training set of one point needs (generation >= 1)."""
+  if cfg.scenario == "accumulate":
+    return n_real + cfg.generations * n_synth
+  return (0 if cfg.scenario == "fully_synthetic" else n_real) + n_synth
+
+
+def make_loop(cfg: Config, n_real_max: int, n_synth_max: int,
+              size: int | None = None) -> Callable:
   """``loop(key, n_real, n_synth, hp) -> {"tv": [G+1], "var": [G+1]}`` for one seed.
 
   ``var`` is the variance of each generation's training set (averaged over
   dimensions), the quantity whose collapse or inflation the theory predicts.
+  ``size`` is the static row count of the training sets of generations >= 1; it
+  must be >= `train_size` of every point run (default: the maxima's).
   """
   if cfg.scenario not in SCENARIOS:
     raise ConfigError(f"unknown scenario {cfg.scenario!r}; use one of {', '.join(SCENARIOS)}")
@@ -64,53 +93,58 @@ def make_loop(cfg: Config, n_real_max: int, n_synth_max: int) -> Callable:
   p_star = mixture.density(cfg.mixture, points)
   gens, d = cfg.generations, cfg.mixture.dim
   acc = cfg.scenario == "accumulate"
-  size = n_real_max + (gens * n_synth_max if acc else n_synth_max)
-  real_slots = jnp.arange(n_real_max)
-  synth_slots = jnp.arange(n_synth_max)
+  keep_real = cfg.scenario != "fully_synthetic"
+  size = max(1, train_size(cfg, n_real_max, n_synth_max) if size is None else size)
 
   def loop(key, n_real, n_synth, hp):
     real0 = mixture.sample(jax.random.fold_in(key, 0), cfg.mixture, n_real_max)
-    rmask = real_slots < n_real
-    x0 = jnp.zeros((size, d)).at[:n_real_max].set(real0)
-    m0 = jnp.zeros(size, bool).at[:n_real_max].set(rmask)
-    params0 = learner.fit(x0, m0, hp)
+    # generation 0 on the real rows alone: no padding to the synthetic sizes
+    params0 = learner.fit(real0, n_real, hp)
     tv0 = tv_grid(learner.density(params0), p_star, cell)
+    var0 = _var(real0, n_real)
+    if gens == 0:
+      return {"tv": tv0[None], "var": var0[None]}
 
     def generation(carry, i):
-      params, x, m = carry
+      params, pool = carry
       k = jax.random.fold_in(key, i + 1)
       synth = learner.sample(jax.random.fold_in(k, 1), params, n_synth_max)
-      smask = synth_slots < n_synth
-      if acc:
-        start = n_real_max + i * n_synth_max
-        x = jax.lax.dynamic_update_slice(x, synth, (start, 0))
-        m = jax.lax.dynamic_update_slice(m, smask, (start,))
+      if acc:  # pool holds n_real + i * n_synth rows; the new ones go right after
+        start = n_real + i * n_synth
+        x = pool = _place(pool, start, synth)
       else:
-        if cfg.scenario == "fresh_real":
-          real = mixture.sample(jax.random.fold_in(k, 2), cfg.mixture, n_real_max)
-        else:
-          real = real0
-        keep_real = cfg.scenario != "fully_synthetic"
-        x = jnp.concatenate([real, synth])
-        m = jnp.concatenate([rmask & keep_real, smask])
-      params = learner.fit(x, m, hp)
+        real = (mixture.sample(jax.random.fold_in(k, 2), cfg.mixture, n_real_max)
+                if cfg.scenario == "fresh_real" else real0)
+        start = n_real if keep_real else 0
+        base = _fit_rows(real, size) if keep_real else jnp.zeros((size, d))
+        x = _place(base, start, synth)
+      n = start + n_synth
+      params = learner.fit(x, n, hp)
       tv = tv_grid(learner.density(params), p_star, cell)
-      return (params, x, m), (tv, _masked_var(x, m))
+      return (params, pool), (tv, _var(x, n))
 
-    _, (tvs, vs) = jax.lax.scan(generation, (params0, x0, m0), jnp.arange(gens))
-    return {"tv": jnp.concatenate([tv0[None], tvs]),
-            "var": jnp.concatenate([_masked_var(x0, m0)[None], vs])}
+    pool0 = _fit_rows(real0, size) if acc else ()
+    # generation 1 samples from the small real-only fit, so it runs outside the scan,
+    # whose carry has the training-set shapes
+    carry, (tv1, var1) = generation((params0, pool0), 0)
+    tvs, vs = [tv0[None], tv1[None]], [var0[None], var1[None]]
+    if gens > 1:
+      _, (tv_rest, v_rest) = jax.lax.scan(generation, carry, jnp.arange(1, gens))
+      tvs.append(tv_rest)
+      vs.append(v_rest)
+    return {"tv": jnp.concatenate(tvs), "var": jnp.concatenate(vs)}
 
   return loop
 
 
-@functools.lru_cache(maxsize=16)
-def make_sweep(cfg: Config, n_real_max: int, n_synth_max: int) -> Callable:
+@functools.lru_cache(maxsize=32)
+def make_sweep(cfg: Config, n_real_max: int, n_synth_max: int,
+               size: int | None = None) -> Callable:
   """``sweep(keys [S], n_real [P], n_synth [P], hp {k: [P]}) -> {"tv": [S, P, G+1]}``.
 
-  Cached per (config, maxima), so repeated sweeps reuse one compiled program.
+  Cached per (config, maxima, size), so repeated sweeps reuse one compiled program.
   """
-  loop = make_loop(cfg, n_real_max, n_synth_max)
+  loop = make_loop(cfg, n_real_max, n_synth_max, size)
   over_points = jax.vmap(loop, in_axes=(None, 0, 0, 0))
   return jax.jit(jax.vmap(over_points, in_axes=(0, None, None, None)))
 
@@ -119,28 +153,88 @@ def seed_keys(seed: int, seeds: int) -> jax.Array:
   return jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(jnp.arange(seeds))
 
 
+def bucket_points(cfg: Config, n_real: Sequence[int], n_synth: Sequence[int],
+                  buckets: int) -> list[list[int]]:
+  """Groups sweep points into at most ``buckets`` padded shapes.
+
+  A point's lane costs about (training rows + synthetic draws) of its bucket's
+  maxima. Points sorted by that size are split into contiguous groups that
+  minimise the padded cost; the fewest groups within 10% of the best are kept
+  (each group is one more compiled program).
+  """
+  p = len(n_synth)
+  order = sorted(range(p), key=lambda i: (train_size(cfg, n_real[i], n_synth[i]), n_synth[i],
+                                         n_real[i]))
+
+  def cost(a, b):  # points order[a:b] in one bucket
+    idx = order[a:b]
+    t = max(train_size(cfg, n_real[i], n_synth[i]) for i in idx)
+    return (b - a) * (t + max(n_synth[i] for i in idx) + max(n_real[i] for i in idx))
+
+  k_max = max(1, min(buckets, p))
+  inf = float("inf")
+  best = [[inf] * (p + 1) for _ in range(k_max + 1)]  # best[k][b]: first b points in k groups
+  cut = [[0] * (p + 1) for _ in range(k_max + 1)]
+  best[0][0] = 0.0
+  for k in range(1, k_max + 1):
+    for b in range(1, p + 1):
+      for a in range(k - 1, b):
+        c = best[k - 1][a] + cost(a, b)
+        if c < best[k][b]:
+          best[k][b], cut[k][b] = c, a
+  top = min(best[k][p] for k in range(1, k_max + 1))
+  k = next(k for k in range(1, k_max + 1) if best[k][p] <= 1.1 * top)
+  groups, b = [], p
+  while k > 0:
+    a = cut[k][b]
+    groups.append(order[a:b])
+    b, k = a, k - 1
+  return groups[::-1]
+
+
 def run_sweep(cfg: Config, n_real: Sequence[int] | None = None,
               n_synth: Sequence[int] | None = None,
-              hp: dict[str, Sequence[float]] | None = None) -> dict[str, np.ndarray]:
-  """Runs seeds x points x generations as one compiled program.
+              hp: dict[str, Sequence[float]] | None = None,
+              buckets: int = 3) -> dict[str, np.ndarray]:
+  """Runs seeds x points x generations, one compiled program per size bucket.
 
   A point is ``(n_real, n_synth, hp)``; by default ``(cfg.n_real, s, {})`` for
   each ``s`` in ``cfg.n_synthetic``. ``hp`` values are swept scalars aligned
   with the points (e.g. ``{"tau": [...]}`` for the diffusion learner).
+  ``buckets`` caps the number of padded shapes (1: everything padded to the
+  largest point). With JAX's default partitionable threefry a point's random
+  draws do not depend on its padding, so bucketing changes no result beyond
+  float rounding.
   """
-  n_synth = list(cfg.n_synthetic if n_synth is None else n_synth)
-  n_real = [cfg.n_real] * len(n_synth) if n_real is None else list(n_real)
-  hp = {k: jnp.asarray(v, jnp.float32) for k, v in (hp or {}).items()}
+  n_synth = [int(s) for s in (cfg.n_synthetic if n_synth is None else n_synth)]
+  n_real = [cfg.n_real] * len(n_synth) if n_real is None else [int(r) for r in n_real]
+  hp = {k: np.asarray(v, np.float32) for k, v in (hp or {}).items()}
   for k, v in hp.items():
     if v.shape != (len(n_synth),):
       raise ConfigError(f"hp[{k!r}] has {v.shape[0]} values for {len(n_synth)} sweep points")
   if len(n_real) != len(n_synth):
     raise ConfigError("n_real and n_synth must pair up (same length)")
+  if not n_synth:
+    raise ConfigError("a sweep needs at least one point")
   if min(n_real) < 1 and cfg.scenario != "fully_synthetic":
     raise ConfigError("n_real must be >= 1 (generation 0 trains on real data)")
-  sweep = make_sweep(cfg, max(n_real), max(max(n_synth), 1))
-  out = sweep(seed_keys(cfg.seed, cfg.seeds), jnp.asarray(n_real), jnp.asarray(n_synth), hp)
-  return {k: np.asarray(v) for k, v in jax.device_get(out).items()}
+  if min(n_synth) < 0:
+    raise ConfigError("n_synth must be >= 0")
+  keys = seed_keys(cfg.seed, cfg.seeds)
+  parts = []
+  for idx in bucket_points(cfg, n_real, n_synth, buckets):
+    r, s = [n_real[i] for i in idx], [n_synth[i] for i in idx]
+    size = max(train_size(cfg, a, b) for a, b in zip(r, s))
+    sweep = make_sweep(cfg, max(max(r), 1), max(max(s), 1), max(size, 1))
+    parts.append((idx, sweep(keys, jnp.asarray(r), jnp.asarray(s),
+                             {k: jnp.asarray(v[idx]) for k, v in hp.items()})))
+  out = {}
+  for idx, res in jax.device_get(parts):
+    for k, v in res.items():
+      if k not in out:
+        out[k] = np.zeros((v.shape[0], len(n_synth)) + v.shape[2:], v.dtype)
+      out[k][:, idx] = v
+  return out
 
 
 def lambda_pairs(lambdas: Sequence[float], n: int) -> tuple[list[int], list[int]]:

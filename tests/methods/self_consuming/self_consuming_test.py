@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from jaxlab.methods.self_consuming import Config, mixture, run_sweep, tv_gaussians_1d, tv_grid
+from jaxlab.core.errors import ConfigError
+from jaxlab.methods.self_consuming import (Config, learners, mixture, run_sweep, tv_gaussians_1d,
+                                           tv_grid)
 from jaxlab.methods.self_consuming.bound import fit_rate, scaffold_bound
-from jaxlab.methods.self_consuming.config import Grid
-from jaxlab.methods.self_consuming.loops import make_sweep, seed_keys
+from jaxlab.methods.self_consuming.config import MIXTURE_2D, Grid
+from jaxlab.methods.self_consuming.loops import SCENARIOS, bucket_points, make_sweep, seed_keys
 
 GRID = Grid(size=128)
 
@@ -72,12 +74,95 @@ def test_lambda_one_matches_the_real_only_learner():
   assert np.all(np.abs(fresh.mean(0) - fresh[:, 0].mean()) < 4 * (se + se[0]))
 
 
+def _padded(x, size, fill=1e3):
+  """``x`` [n, d] followed by rows of garbage that a learner must ignore."""
+  return jnp.concatenate([jnp.asarray(x, jnp.float32), jnp.full((size - len(x), x.shape[1]), fill)])
+
+
+@pytest.mark.parametrize("rule,c,n,data", [
+  ("fixed", 0.9, 50, "normal"), ("silverman", 1.06, 137, "mixture"), ("fixed", 0.4, 300, "uniform"),
+])
+def test_exact_kde_equals_scipy_gaussian_kde(rule, c, n, data):
+  rng = np.random.default_rng(n)
+  x = {"normal": rng.normal(0.5, 1.3, n), "uniform": rng.uniform(-3, 2, n),
+       "mixture": np.where(rng.random(n) < 0.4, rng.normal(-2, 0.5, n), rng.normal(1.5, 1.0, n))}[data]
+  # the bandwidth rule written out: h = c n^-1/5 (times the MLE std under silverman);
+  # scipy's kernel std is factor * (ddof=1 std)
+  h = c * n**-0.2 * (np.std(x) if rule == "silverman" else 1.0)
+  ref_kde = stats.gaussian_kde(x, bw_method=h / np.std(x, ddof=1))
+  grid = Grid(lo=-7.0, hi=6.0, size=301)
+  points, _ = mixture.grid_points(grid, 1)
+  kde = learners.kde(grid, points, 1, c, rule, "exact")
+  params = kde.fit(_padded(x[:, None], n + 17), n, {})
+  np.testing.assert_allclose(float(params["h"]), h, rtol=1e-5)
+  ref = ref_kde(np.asarray(points[:, 0], np.float64))
+  np.testing.assert_allclose(np.asarray(kde.density(params)), ref, rtol=2e-5, atol=1e-7)
+
+
 def test_binned_density_equals_exact_kde():
-  # linear binning errs by O((dx / h)^2): a 512-point grid keeps it below 2e-4 in TV
+  # linear binning errs by O((dx / h)^2), mostly a widening by the tent's variance dx^2/6
+  # that the binned kernel takes back: a 512-point grid keeps it below 2e-5 in TV (~9e-6 seen)
   cfg = Config(grid=Grid(size=512), n_real=80, generations=1, seeds=3, n_synthetic=(0, 40))
   a = run_sweep(dataclasses.replace(cfg, density="binned"))["tv"]
   b = run_sweep(dataclasses.replace(cfg, density="exact"))["tv"]
-  np.testing.assert_allclose(a, b, atol=2e-4)
+  np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_binned_density_equals_exact_kde_in_2d():
+  grid = Grid(size=96)
+  points, cell = mixture.grid_points(grid, 2)
+  x = _padded(mixture.sample(jax.random.key(0), MIXTURE_2D, 120), 150)
+  binned, exact = (learners.kde(grid, points, 2, method=m) for m in ("binned", "exact"))
+  params = binned.fit(x, 120, {})
+  b, e = binned.density(params), exact.density(params)
+  np.testing.assert_allclose(float(e.sum() * cell), 1.0, atol=1e-4)
+  assert float(tv_grid(b, e, cell)) < 4e-3        # 2.3e-3 seen (dx / h ~ 0.5)
+
+
+def test_kde_samples_only_the_data_rows():
+  n = 40
+  x = np.random.default_rng(0).normal(size=(n, 1)).astype(np.float32)
+  kde = learners.kde(GRID, mixture.grid_points(GRID, 1)[0], 1)
+  params = kde.fit(_padded(x, 64), n, {})
+  h = float(params["h"])
+  s = np.asarray(kde.sample(jax.random.key(1), params, 20_000))
+  gap = np.abs(s - x[:, 0][None, :]).min(1)           # distance to the nearest data row
+  assert gap.max() < 6 * h
+  # mean and variance of a KDE draw: the data's, plus h^2
+  np.testing.assert_allclose(s.mean(), x.mean(), atol=4 * np.sqrt((x.var() + h**2) / len(s)))
+  np.testing.assert_allclose(s.var(), x.var() + h**2, rtol=0.05)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_bucketed_sweep_equals_one_padded_program(scenario):
+  cfg = Config(scenario=scenario, grid=GRID, generations=2, seeds=3)
+  n_real, n_synth = [30, 12, 30, 7], [0, 10, 300, 40]
+  groups = bucket_points(cfg, n_real, n_synth, buckets=4)
+  assert len(groups) >= 2 and sorted(sum(groups, [])) == [0, 1, 2, 3]
+  one = run_sweep(cfg, n_real=n_real, n_synth=n_synth, buckets=1)
+  many = run_sweep(cfg, n_real=n_real, n_synth=n_synth, buckets=4)
+  for k in ("tv", "var"):
+    np.testing.assert_allclose(many[k], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_accumulate_generation_one_equals_fixed_real():
+  cfg = Config(scenario="augment_fixed_real", grid=GRID, n_real=40, generations=2, seeds=4,
+               n_synthetic=(0, 60))
+  fixed = run_sweep(cfg, n_real=[40, 25], n_synth=[60, 90])
+  acc = run_sweep(dataclasses.replace(cfg, scenario="accumulate"), n_real=[40, 25], n_synth=[60, 90])
+  # generation 1 trains on the same real rows and the same draws in both scenarios;
+  # generation 2 pools real + both generations' draws (a larger, different set)
+  for k in ("tv", "var"):
+    np.testing.assert_allclose(acc[k][..., :2], fixed[k][..., :2], rtol=1e-5, atol=1e-7)
+    assert np.all(np.abs(acc[k][..., 2] - fixed[k][..., 2]) > 1e-6)
+
+
+def test_bad_sweeps_are_one_line_errors():
+  cfg = Config(grid=GRID, seeds=2)
+  with pytest.raises(ConfigError, match="n_synth must be >= 0"):
+    run_sweep(cfg, n_real=[10], n_synth=[-1])
+  with pytest.raises(ConfigError, match="unknown KDE density method"):
+    learners.kde(GRID, mixture.grid_points(GRID, 1)[0], 1, method="fft")
 
 
 def test_vmapped_sweep_equals_separate_runs_and_is_deterministic():
