@@ -195,23 +195,33 @@ def _logits_fwd(img_sets, txt_sets, cfg):
   (b, m, d), (k, n, _) = img_sets.shape, txt_sets.shape
   x, y = img_sets.reshape(b * m, d), txt_sets.reshape(k * n, d)
   nx, ny = jnp.linalg.norm(x, axis=-1), jnp.linalg.norm(y, axis=-1)
-  sim = (x @ y.T) / (nx[:, None] * ny[None, :])                        # [BM, KN]
-  sim = jnp.transpose(sim.reshape(b, m, k, n), (1, 3, 0, 2))          # [M, N, B, K]
+  sim_xy = (x @ y.T) / (nx[:, None] * ny[None, :])                     # [BM, KN]
+  sim = jnp.transpose(sim_xy.reshape(b, m, k, n), (1, 3, 0, 2))       # [M, N, B, K]
   plan, _ = _batched_plan(sim, cfg)
-  return _sum_mn(plan * sim), (x, y, nx, ny, plan)
+  return _sum_mn(plan * sim), (x, y, nx, ny, plan, sim_xy)
+
+
+def _rowsum(a: Array) -> Array:
+  return a @ jnp.ones((a.shape[-1],), a.dtype)
 
 
 def _logits_bwd(cfg, res, g):
-  # d/dx_i sum_j A_ij cos(x_i, y_j) = (V_i - <V_i, x_i> x_i / |x_i|^2), V = (A / (|x||y|)) @ y.
+  """Danskin's gradient (plan frozen) through the cosine, as three plain matrix products.
+
+  With ``A = T * g`` as a [BM, KN] matrix: ``d/dx_i = (V_i - s_i x_i / |x_i|) / |x_i|`` where
+  ``V = (A / |y|) @ y_hat`` and ``s_i = sum_j A_ij cos_ij``; likewise for y. ``s`` comes from the
+  small [BM, KN] matrices, so the [BM, d] arrays are read and written once each.
+  """
   del cfg
-  x, y, nx, ny, plan = res
+  x, y, nx, ny, plan, sim_xy = res
   m, n, b, k = plan.shape
   a = plan * g[None, None]
-  a_xy = jnp.transpose(a, (2, 0, 3, 1)).reshape(b * m, k * n) / (nx[:, None] * ny[None, :])
-  a_yx = jnp.transpose(a, (3, 1, 2, 0)).reshape(k * n, b * m) / (ny[:, None] * nx[None, :])
-  v, u = a_xy @ y, a_yx @ x                                             # [BM, d], [KN, d]
-  dx = v - (jnp.sum(v * x, -1) / nx**2)[:, None] * x
-  dy = u - (jnp.sum(u * y, -1) / ny**2)[:, None] * y
+  a_xy = jnp.transpose(a, (2, 0, 3, 1)).reshape(b * m, k * n)          # [BM, KN]
+  a_yx = jnp.transpose(a, (3, 1, 2, 0)).reshape(k * n, b * m)          # [KN, BM]
+  v = (a_xy / (nx[:, None] * ny[None, :])) @ y                          # [BM, d]
+  u = (a_yx / (ny[:, None] * nx[None, :])) @ x                          # [KN, d]
+  dx = v - (_rowsum(a_xy * sim_xy) / nx**2)[:, None] * x
+  dy = u - (_rowsum(a_yx * sim_xy.T) / ny**2)[:, None] * y
   return dx.reshape(b, m, -1), dy.reshape(k, n, -1)
 
 

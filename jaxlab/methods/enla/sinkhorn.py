@@ -49,23 +49,28 @@ def pick_domain(domain: str, epsilon: float, cost_max: float, dtype) -> str:
   return "kernel" if cost_max / epsilon <= limit else "log"
 
 
-def _loop(update, init, iterations: int, stop: str, threshold: float, unroll: int):
-  """Runs ``update((r, c)) -> ((r, c), err)``; returns the final state and the iteration count."""
+def _loop(update, init, const: Array, iterations: int, stop: str, threshold: float, unroll: int):
+  """Runs ``update((r, c), const) -> ((r, c), err)``: the final state and the iteration count.
+
+  ``const`` (the kernel) rides in the loop carry unchanged: otherwise XLA hoists its ``M + N``
+  slices out of the loop as separate copies (50+ small ops per call).
+  """
   if stop == "fixed":
-    state = jax.lax.fori_loop(0, iterations, lambda _, s: update(s)[0], init, unroll=unroll)
+    body = lambda _, s: (update(s[0], s[1])[0], s[1])
+    state, _ = jax.lax.fori_loop(0, iterations, body, (init, const), unroll=unroll)
     return state, jnp.asarray(iterations, jnp.int32)
 
   def cond(carry):
-    i, _, err = carry
+    i, _, _, err = carry
     return (i < iterations) & ~(err < threshold)  # a NaN/inf error keeps iterating, as in PLOT
 
   def body(carry):
-    i, s, _ = carry
-    s, err = update(s)
-    return i + 1, s, err
+    i, s, k, _ = carry
+    s, err = update(s, k)
+    return i + 1, s, k, err
 
-  i, state, _ = jax.lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), init,
-                                                jnp.asarray(jnp.inf, init[0].dtype)))
+  i, state, _, _ = jax.lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), init, const,
+                                                   jnp.asarray(jnp.inf, init[0].dtype)))
   return state, i
 
 
@@ -73,18 +78,16 @@ def kernel_sinkhorn(kmat: Array, *, iterations: int, stop: str = "fixed",
                     threshold: float = 1e-2, unroll: int = 1):
   """PLOT's kernel-mode loop on ``kmat [M, N, *P]``: returns ``(plan [M, N, *P], n_iter)``."""
   m, n = kmat.shape[:2]
-  rows = [kmat[i] for i in range(m)]             # each [N, *P]
-  cols = [kmat[:, j] for j in range(n)]          # each [M, *P]
 
-  def update(rc):
+  def update(rc, kk):
     r0, c = rc
-    r = (1.0 / m) / tree_sum([cols[j] * c[j] for j in range(n)])
-    c = (1.0 / n) / tree_sum([rows[i] * r[i] for i in range(m)])
+    r = (1.0 / m) / tree_sum([kk[:, j] * c[j] for j in range(n)])
+    c = (1.0 / n) / tree_sum([kk[i] * r[i] for i in range(m)])
     err = jnp.mean(jnp.abs(r - r0)) if stop == "plot" else None
     return (r, c), err
 
   init = (jnp.ones((m,) + kmat.shape[2:], kmat.dtype), jnp.ones((n,) + kmat.shape[2:], kmat.dtype))
-  (r, c), it = _loop(update, init, iterations, stop, threshold, unroll)
+  (r, c), it = _loop(update, init, kmat, iterations, stop, threshold, unroll)
   return r[:, None] * kmat * c[None], it
 
 
@@ -96,24 +99,22 @@ def log_sinkhorn(cost: Array, epsilon: float, *, iterations: int, stop: str = "f
   """
   m, n = cost.shape[:2]
   neg = -cost / epsilon
-  rows = [neg[i] for i in range(m)]              # each [N, *P]
-  cols = [neg[:, j] for j in range(n)]           # each [M, *P]
 
   def lse(terms):
     mx = jax.lax.stop_gradient(tree_max(terms))
     mx = jnp.where(jnp.isfinite(mx), mx, 0.0)
     return mx + jnp.log(tree_sum([jnp.exp(t - mx) for t in terms]))
 
-  def update(fg):
+  def update(fg, nc):
     f0, g = fg
-    f = -epsilon * (math.log(m) + lse([cols[j] + g[j] / epsilon for j in range(n)]))
-    g = -epsilon * (math.log(n) + lse([rows[i] + f[i] / epsilon for i in range(m)]))
+    f = -epsilon * (math.log(m) + lse([nc[:, j] + g[j] / epsilon for j in range(n)]))
+    g = -epsilon * (math.log(n) + lse([nc[i] + f[i] / epsilon for i in range(m)]))
     err = (jnp.mean(jnp.abs(jnp.exp(f / epsilon) - jnp.exp(f0 / epsilon)))
            if stop == "plot" else None)
     return (f, g), err
 
   init = (jnp.zeros((m,) + cost.shape[2:], cost.dtype), jnp.zeros((n,) + cost.shape[2:], cost.dtype))
-  (f, g), it = _loop(update, init, iterations, stop, threshold, unroll)
+  (f, g), it = _loop(update, init, neg, iterations, stop, threshold, unroll)
   return jnp.exp(neg + (f[:, None] + g[None]) / epsilon), it
 
 
