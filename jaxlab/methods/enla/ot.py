@@ -77,10 +77,13 @@ class OTConfig:
     if self.stop == "plot" and self.grad_mode == "unrolled":
       raise errors.ConfigError("ot grad_mode='unrolled' needs stop='fixed' (an early-stopped "
                                "loop cannot be differentiated in reverse mode)")
+    # hashable however it arrived (a JSON round trip gives lists): cfg is a static jit argument
+    object.__setattr__(self, "ott_options", tuple(tuple(kv) for kv in self.ott_options))
     bad = [k for k, _ in self.ott_options if k not in OTT_OPTIONS]
     if bad or (self.ott_options and self.solver != "ott"):
+      got = [k for k, _ in self.ott_options]
       raise errors.ConfigError(f"ot ott_options takes keys {OTT_OPTIONS} with solver='ott'; "
-                               f"got {[k for k, _ in self.ott_options]} with solver={self.solver!r}")
+                               f"got {got} with solver={self.solver!r}")
 
 
 def cosine_sim(x: Array, y: Array) -> Array:
@@ -217,11 +220,12 @@ def _logits_bwd(cfg, res, g):
   m, n, b, k = plan.shape
   a = plan * g[None, None]
   a_xy = jnp.transpose(a, (2, 0, 3, 1)).reshape(b * m, k * n)          # [BM, KN]
-  a_yx = jnp.transpose(a, (3, 1, 2, 0)).reshape(k * n, b * m)          # [KN, BM]
-  v = (a_xy / (nx[:, None] * ny[None, :])) @ y                          # [BM, d]
-  u = (a_yx / (ny[:, None] * nx[None, :])) @ x                          # [KN, d]
-  dx = v - (_rowsum(a_xy * sim_xy) / nx**2)[:, None] * x
-  dy = u - (_rowsum(a_yx * sim_xy.T) / ny**2)[:, None] * y
+  a_hat = a_xy / (nx[:, None] * ny[None, :])
+  v = a_hat @ y                                                         # [BM, d]
+  u = jax.lax.optimization_barrier(a_hat.T) @ x                        # [KN, d]
+  w = a_xy * sim_xy                                                     # s_i, s_j: row/col sums
+  dx = v - (_rowsum(w) / nx**2)[:, None] * x
+  dy = u - ((jnp.ones((w.shape[0],), w.dtype) @ w) / ny**2)[:, None] * y
   return dx.reshape(b, m, -1), dy.reshape(k, n, -1)
 
 
