@@ -94,16 +94,20 @@ def make_loop(cfg: Config, n_real_max: int, n_synth_max: int,
   gens, d = cfg.generations, cfg.mixture.dim
   acc = cfg.scenario == "accumulate"
   keep_real = cfg.scenario != "fully_synthetic"
-  size = max(1, train_size(cfg, n_real_max, n_synth_max) if size is None else size)
+  # the carried generation-0 fit holds the real rows too
+  size = max(1, n_real_max, train_size(cfg, n_real_max, n_synth_max) if size is None else size)
 
   def loop(key, n_real, n_synth, hp):
     real0 = mixture.sample(jax.random.fold_in(key, 0), cfg.mixture, n_real_max)
-    # generation 0 on the real rows alone: no padding to the synthetic sizes
-    params0 = learner.fit(real0, n_real, hp)
-    tv0 = tv_grid(learner.density(params0), p_star, cell)
+    # generation 0's density from the real rows alone (no padding to the synthetic sizes)
+    tv0 = tv_grid(learner.density(learner.fit(real0, n_real, hp)), p_star, cell)
     var0 = _var(real0, n_real)
     if gens == 0:
       return {"tv": tv0[None], "var": var0[None]}
+    # ... and the same fit at the training-set shape, to carry through the scan
+    # (sampling from it reads only the first n_real rows)
+    pool0 = _fit_rows(real0, size)
+    params0 = learner.fit(pool0, n_real, hp)
 
     def generation(carry, i):
       params, pool = carry
@@ -121,18 +125,10 @@ def make_loop(cfg: Config, n_real_max: int, n_synth_max: int,
       n = start + n_synth
       params = learner.fit(x, n, hp)
       tv = tv_grid(learner.density(params), p_star, cell)
-      return (params, pool), (tv, _var(x, n))
+      return (params, pool if acc else ()), (tv, _var(x, n))
 
-    pool0 = _fit_rows(real0, size) if acc else ()
-    # generation 1 samples from the small real-only fit, so it runs outside the scan,
-    # whose carry has the training-set shapes
-    carry, (tv1, var1) = generation((params0, pool0), 0)
-    tvs, vs = [tv0[None], tv1[None]], [var0[None], var1[None]]
-    if gens > 1:
-      _, (tv_rest, v_rest) = jax.lax.scan(generation, carry, jnp.arange(1, gens))
-      tvs.append(tv_rest)
-      vs.append(v_rest)
-    return {"tv": jnp.concatenate(tvs), "var": jnp.concatenate(vs)}
+    _, (tvs, vs) = jax.lax.scan(generation, (params0, pool0 if acc else ()), jnp.arange(gens))
+    return {"tv": jnp.concatenate([tv0[None], tvs]), "var": jnp.concatenate([var0[None], vs])}
 
   return loop
 
@@ -157,10 +153,11 @@ def bucket_points(cfg: Config, n_real: Sequence[int], n_synth: Sequence[int],
                   buckets: int) -> list[list[int]]:
   """Groups sweep points into at most ``buckets`` padded shapes.
 
-  A point's lane costs about (training rows + synthetic draws) of its bucket's
-  maxima. Points sorted by that size are split into contiguous groups that
-  minimise the padded cost; the fewest groups within 10% of the best are kept
-  (each group is one more compiled program).
+  A point's lane costs about (training rows + synthetic draws + real rows) of its
+  bucket's maxima. Points sorted by that size are split into contiguous groups that
+  minimise the padded cost; the fewest groups within 10% of the best are kept. Each
+  group is one more compiled program (~3 s on a CPU), so the points stay in one
+  group unless splitting at least halves the padded work.
   """
   p = len(n_synth)
   order = sorted(range(p), key=lambda i: (train_size(cfg, n_real[i], n_synth[i]), n_synth[i],
@@ -184,6 +181,8 @@ def bucket_points(cfg: Config, n_real: Sequence[int], n_synth: Sequence[int],
           best[k][b], cut[k][b] = c, a
   top = min(best[k][p] for k in range(1, k_max + 1))
   k = next(k for k in range(1, k_max + 1) if best[k][p] <= 1.1 * top)
+  if k == 1 or best[k][p] > 0.5 * best[1][p]:
+    return [list(range(p))]
   groups, b = [], p
   while k > 0:
     a = cut[k][b]

@@ -14,7 +14,7 @@ from jaxlab.methods.self_consuming import (Config, learners, mixture, run_sweep,
                                            tv_grid)
 from jaxlab.methods.self_consuming.bound import fit_rate, scaffold_bound
 from jaxlab.methods.self_consuming.config import MIXTURE_2D, Grid
-from jaxlab.methods.self_consuming.loops import SCENARIOS, bucket_points, make_sweep, seed_keys
+from jaxlab.methods.self_consuming.loops import bucket_points, make_sweep, seed_keys
 
 GRID = Grid(size=128)
 
@@ -133,16 +133,18 @@ def test_kde_samples_only_the_data_rows():
   np.testing.assert_allclose(s.var(), x.var() + h**2, rtol=0.05)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("scenario", ["fully_synthetic", "fresh_real", "accumulate"])
 def test_bucketed_sweep_equals_one_padded_program(scenario):
-  cfg = Config(scenario=scenario, grid=GRID, generations=2, seeds=3)
+  # the points' real and synthetic sizes differ, so a lane's layout (where its real rows,
+  # draws and padding sit) differs between the two runs; the results must not
+  cfg = Config(scenario=scenario, grid=Grid(size=64), generations=2, seeds=3)
   n_real, n_synth = [30, 12, 30, 7], [0, 10, 300, 40]
-  groups = bucket_points(cfg, n_real, n_synth, buckets=4)
-  assert len(groups) >= 2 and sorted(sum(groups, [])) == [0, 1, 2, 3]
+  groups = bucket_points(cfg, n_real, n_synth, buckets=2)
+  assert len(groups) == 2 and sorted(sum(groups, [])) == [0, 1, 2, 3]
   one = run_sweep(cfg, n_real=n_real, n_synth=n_synth, buckets=1)
-  many = run_sweep(cfg, n_real=n_real, n_synth=n_synth, buckets=4)
+  two = run_sweep(cfg, n_real=n_real, n_synth=n_synth, buckets=2)
   for k in ("tv", "var"):
-    np.testing.assert_allclose(many[k], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(two[k], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 def test_accumulate_generation_one_equals_fixed_real():
