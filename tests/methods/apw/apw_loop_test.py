@@ -150,3 +150,16 @@ def test_sweep_sharded_over_devices_equals_unsharded():
   st, sh = loop.run_sweep(cfg, ds, [0.0, 2.0], seeds=(0, 1), mesh=mesh)
   np.testing.assert_allclose(sh["lam"], ref["lam"], rtol=1e-9)
   assert len(st.s.sharding.device_set) == 2
+
+
+def test_cg_solver_sweep_matches_reference():
+  # Newton-CG with the preconditioner shared across etas, warm-started: every eta of one
+  # vmapped call equals the released loop (sklearn refits from scratch).
+  d = apw_data.synthetic(1)
+  cfg = _cfg("eo", 10.0, solver="cg", warm_start=True, warm_steps=4, cg_iters=4, chunks=8)
+  _, h = loop.run_sweep(cfg, apw_data.stack([d]), [0.0, 2.8])
+  for e, eta in enumerate((0.0, 2.8)):
+    for t, (lam, yhat) in enumerate(_reference("eo", d, eta, 10.0, T)):
+      np.testing.assert_allclose(h["lam"][0, e, t], lam, rtol=1e-6)
+      assert np.isclose(h["acc"][0, e, t], (yhat == d.y_test).mean()), (eta, t)
+  assert h["grad_norm"].max() < 1e-8
