@@ -1,4 +1,4 @@
-"""Sinkhorn plans vs numpy references (PLOT's loop in float64); stop-gradient gradient == Danskin."""
+"""Sinkhorn plans vs numpy references (PLOT's loop in float64); stopgrad gradient == Danskin's."""
 
 import jax
 import jax.numpy as jnp
@@ -219,7 +219,7 @@ def test_batched_unrolled_gradient_matches_float64_finite_differences():
         - _np_plot_total(img - h * vi, txt - h * vt, 0.1, 30)) / (2 * h)
   with jax.enable_x64(True):
     cfg = ot.OTConfig(grad_mode="unrolled", iterations=30)
-    gi, gt = jax.grad(lambda i, t: ot.ot_logits(i, t, cfg).sum(), (0, 1))(
+    gi, gt = jax.jit(jax.grad(lambda i, t: ot.ot_logits(i, t, cfg).sum(), (0, 1)))(
       jnp.asarray(img, jnp.float64), jnp.asarray(txt, jnp.float64))
     directional = float(jnp.sum(gi * vi) + jnp.sum(gt * vt))
   np.testing.assert_allclose(directional, fd, rtol=1e-6)
@@ -230,8 +230,8 @@ def test_batched_uniform_and_distance_match_references():
   fast, slow = ot.OTConfig(grad_mode="uniform"), ot.OTConfig(grad_mode="uniform", solver="jax")
   for fn in (lambda c: lambda i, t: ot.ot_logits(i, t, c).sum(),
              lambda c: lambda i, t: ot.ot_distance(i, t[:3], c).sum()):
-    a = jax.value_and_grad(fn(fast), (0, 1))(img, txt)
-    b = jax.value_and_grad(fn(slow), (0, 1))(img, txt)
+    a = jax.jit(jax.value_and_grad(fn(fast), (0, 1)))(img, txt)
+    b = jax.jit(jax.value_and_grad(fn(slow), (0, 1)))(img, txt)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=2e-6)
   # paired distance == 1 - diagonal of the numpy B x B logits
