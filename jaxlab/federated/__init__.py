@@ -3,19 +3,21 @@
 See docs/federated.md for the API (FedAlgorithm, Plugin, Sweep, persistent client state).
 """
 
-from jaxlab.federated import (aggregate, algorithms, eval, loop, partition, plugins,
-                              schedule, sequential, stepped, sweep)
+from jaxlab.federated import (aggregate, algorithms, eval, loop, partition, phases, plugins,
+                              pool, schedule, sequential, stepped, sweep)
 from jaxlab.federated.algorithms import client_sgd
 from jaxlab.federated.data import make_fed_data
 from jaxlab.federated.engine import Engine, EngineConfig, clients_mesh, client_update, init_sim
 from jaxlab.federated.sampling import sample_clients
 from jaxlab.federated.sweep import Sweep
 from jaxlab.federated.types import (ClientCarry, ClientMeta, FedAlgorithm, FedData, Model,
-                                    Owned, Plugin, RoundInputs, Sampler, ServerState, SimState)
+                                    Owned, Phase, Plugin, RoundInputs, Sampler, ServerState,
+                                    SimState)
 
 __all__ = [
   "ClientCarry", "ClientMeta", "Engine", "EngineConfig", "FedAlgorithm", "FedData", "Model",
-  "Owned", "Plugin", "Sweep", "RoundInputs", "Sampler", "ServerState", "SimState", "aggregate", "algorithms",
-  "client_sgd", "client_update", "clients_mesh", "eval", "init_sim", "loop", "make_fed_data",
-  "partition", "plugins", "sample_clients", "schedule", "sequential", "stepped", "sweep",
+  "Owned", "Phase", "Plugin", "RoundInputs", "Sampler", "ServerState", "SimState", "Sweep",
+  "aggregate", "algorithms", "client_sgd", "client_update", "clients_mesh", "eval", "init_sim",
+  "loop", "make_fed_data", "partition", "phases", "plugins", "pool", "sample_clients",
+  "schedule", "sequential", "stepped", "sweep",
 ]

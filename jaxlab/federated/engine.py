@@ -280,6 +280,16 @@ class Engine:
     new._set_data(data)
     return new
 
+  def add_pool(self, pool, sim: SimState, key: jax.Array, chunk: int = 8) -> "Engine":
+    """This engine on its data plus a shared pool (``fl.pool.build`` over all clients
+    with ``sim``'s server); pair it with a ``fl.pool.with_pool`` sampler."""
+    from jaxlab.federated import pool as pool_lib
+    extra = jax.jit(functools.partial(pool_lib.build, pool, chunk=chunk))(sim.server, self.data,
+                                                                         key)
+    new = self.with_data(self.data._replace(extra={**self.data.extra, **extra}))
+    new._fns = {}        # new data structure: its own compiled rounds
+    return new
+
   # ---- host-side planning -------------------------------------------------
   def _pad_to(self) -> int:
     devices = 1 if self.mesh is None else self.mesh.shape[axes.CLIENTS]

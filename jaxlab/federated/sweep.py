@@ -119,8 +119,7 @@ class Sweep:
     self.weight_host = pick(np.stack([w[1] for w in work]))
     per_run = FedData(None, None, idx if not shared else idx[0], n if not shared else n[0],
                       {k: (v if not shared else v[0]) for k, v in ex.items()})
-    self._data_axes = FedData(None, None, *(None if shared else 0,) * 2,
-                              {k: None if shared else 0 for k in ex})
+    self._by_run = {"idx": not shared, "n": not shared, **{k: not shared for k in ex}}
     self.data = FedData(self._put(np.asarray(x), False), self._put(np.asarray(y, np.int32), False),
                         self._put(per_run.idx, not shared), self._put(per_run.n, not shared),
                         {k: self._put(v, not shared) for k, v in per_run.extra.items()})
@@ -136,8 +135,27 @@ class Sweep:
 
   def _data_flags(self) -> FedData:
     """Which data leaves carry the runs axis (x and y never do)."""
-    by_run = not self.shared
-    return FedData(False, False, by_run, by_run, {k: by_run for k in self.data.extra})
+    b = self._by_run
+    return FedData(False, False, b["idx"], b["n"], {k: b[k] for k in self.data.extra})
+
+  @property
+  def _data_axes(self) -> FedData:
+    return jax.tree.map(lambda f: 0 if f else None, self._data_flags())
+
+  def add_pool(self, pool, sims: SimState, keys: jax.Array, chunk: int = 8) -> "Sweep":
+    """This sweep plus a per-run shared pool (``fl.pool.build`` with each run's server
+    and data, vmapped over runs); pair it with a ``fl.pool.with_pool`` sampler."""
+    import copy
+    from jaxlab.federated import pool as pool_lib
+    fn = jax.vmap(functools.partial(pool_lib.build, pool, chunk=chunk),
+                  in_axes=(0, self._data_axes, 0))
+    extra = jax.jit(fn)(sims.server, self.data, self._put(keys, True))
+    new = copy.copy(self)
+    new._by_run = {**self._by_run, **{k: True for k in extra}}
+    new.data = self.data._replace(extra={**self.data.extra, **{
+      k: jax.tree.map(lambda a: self._put(a, True), v) for k, v in extra.items()}})
+    new._fns = {}
+    return new
 
   def _jit(self, fn, in_by_run, out_by_run, donate=()):
     if self.mesh is None:

@@ -158,6 +158,8 @@ class Plugin(NamedTuple):
     finish: (server, sums, totals) -> ext_agg for ``server_update``.
     eval_logits: (server, x [B, ...]) -> logits [B, C] of a sub-model (see
       ``eval.make_evaluate_server``); None = the engine model.
+    phases: ``Phase``s run before the main phase (``fl.phases.run``), each with its
+      own plug-in, rounds, clients per round and local epochs.
   """
   server_init: Callable
   persist_init: Callable
@@ -172,6 +174,27 @@ class Plugin(NamedTuple):
   reduce: Callable | None = None
   finish: Callable | None = None
   eval_logits: Callable | None = None
+  phases: tuple = ()
+
+
+class Phase(NamedTuple):
+  """A phase a plug-in runs before its main phase (FedFed's feature distillation).
+
+  Attributes:
+    name: label (metrics, results).
+    plugin: the phase's own plug-in (its loss, owned params such as a VAE, uploads).
+    rounds: rounds of this phase.
+    per_round: clients sampled per round.
+    local_epochs: local epochs E of this phase.
+    handoff: ``(phase_server, main_server) -> main_server``: what the main phase
+      takes over (e.g. the trained VAE into ``ext``); run per run in a sweep.
+  """
+  name: str
+  plugin: "Plugin"
+  rounds: int
+  per_round: int
+  local_epochs: int = 1
+  handoff: Callable = lambda phase_server, main_server: main_server
 
 
 class FedAlgorithm(NamedTuple):

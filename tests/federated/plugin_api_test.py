@@ -191,3 +191,43 @@ def test_eval_hook_for_a_sub_model():
     + 100.0 * jnp.eye(3)[2] * (server.owned["a"].sum() + 1.0)
   res = fl.eval.make_evaluate_server(logits, 8)(sim.server, xt, yt, mt)
   np.testing.assert_allclose(float(res["accuracy"]), np.mean(y == 2), rtol=1e-6)
+
+
+def test_docs_example_plugin_runs():
+  # The ~30-line example of docs/federated.md "Plug-ins", copied verbatim.
+  def ema_plugin(model, decay=0.99):
+    base = fl.plugins.supervised(model)
+    def server_init(key, data):
+      return {"ema": model.init(key)[0]}
+    def client_init(server, row, meta, key):
+      return {"ema": server.params, "decay": server.hparams["ema_decay"]}
+    def post_step(carry):
+      e = carry.ext
+      ema = jax.tree.map(lambda a, p: e["decay"] * a + (1 - e["decay"]) * p,
+                         e["ema"], carry.params)
+      return carry._replace(ext={**e, "ema": ema})
+    def client_final(server, carry, meta):
+      return carry.ext["ema"], ()
+    def reduce(server, ups, p, tot):
+      return jax.tree.map(lambda u: jnp.tensordot(p, u, axes=1), ups)
+    def server_update(server, ema, p, key):
+      return {"ema": ema}, {}
+    return base._replace(server_init=server_init, client_init=client_init,
+                         client_final=client_final, server_update=server_update,
+                         post_step=post_step, reduce=reduce,
+                         finish=lambda server, sums, tot: sums,
+                         hparams={"ema_decay": decay},
+                         eval_logits=lambda server, x: model.apply(
+                           server.ext["ema"], server.model_state, x, False)[0])
+
+  plugin = ema_plugin(helpers.model())
+  eng = _engine(lambda model: plugin, name="fedprox")
+  sim, _ = _round(eng, [0, 1, 3], {"ema_decay": 0.0, "mu": 0.1})
+  # decay 0: the averaged EMA is the averaged local model == the new global params.
+  chex.assert_trees_all_close(sim.server.ext["ema"], sim.server.params, rtol=1e-5, atol=1e-6)
+  x, y, _ = helpers.tiny_data(SIZES)
+  ev = fl.eval.make_evaluate_server(plugin.eval_logits, 8)
+  ref = fl.eval.make_evaluate(helpers.model(), 8)
+  xt, yt, mt = fl.eval.pad_eval(x, y, 8)
+  got, want = ev(sim.server, xt, yt, mt), ref(sim.server.params, sim.server.model_state, xt, yt, mt)
+  np.testing.assert_allclose(float(got["accuracy"]), float(want["accuracy"]), rtol=1e-6)
