@@ -8,6 +8,17 @@ resident-memory growth of each measurement and the process's peak RSS during it.
 
   python scripts/bench_federated.py                       # defaults below
   python scripts/bench_federated.py --models mlp --clients 10,100,1000
+  python scripts/bench_federated.py --sweep                # R = 64 FedProx runs, one program
+
+``--sweep``: R = 64 FedProx runs (4 client lrs x 4 mu x 4 seeds; a seed sets the
+Dirichlet(0.1) partition of MNIST over 100 clients and the init), MLP 784-200-200-10,
+10 clients per round, 5 rounds, as one compiled ``jaxlab.federated.sweep.Sweep``
+versus the same runs one after another in the PyTorch loop below (a FedProx term
+added when mu > 0). ``--sweep-torch-runs`` of the 64 torch runs are timed (spread
+over the grid) and the total is scaled to 64, which the output says.
+
+Every timing goes through ``jaxlab.core.bench`` (load average at start and end,
+compile time beside steady-state time, a JSON record in $JAXLAB_BENCH_JSON).
 
 Engines: ``vmap`` (clients vmapped, local steps in lax.scan, im2col convolutions,
 one device); ``stepped`` (one client per CPU device, host-driven steps, native
@@ -22,6 +33,7 @@ there are cores (and also 1 thread up to --single-thread-max-clients clients).
 import argparse
 import copy
 import os
+import resource
 import sys
 import threading
 import time
@@ -41,8 +53,10 @@ import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", _cpu_devices())
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 from jaxlab import federated as fl  # noqa: E402
+from jaxlab.core import bench  # noqa: E402
 from jaxlab.data import load, to_numpy  # noqa: E402
 from jaxlab.models import CNN, MLP  # noqa: E402
 
@@ -109,18 +123,21 @@ def bench_jax(name, data, ids, args, engine):
   else:
     run = lambda s, i, k: fl.sequential.run_round(eng, s, i, k)
     warm_ids, waste = ids[:2], 0.0
-  sim, _ = run(sim, warm_ids, key)                       # compile
-  jax.block_until_ready(sim)
-  best = None
-  for _ in range(args.repeats):
+  state = {"sim": sim}
+  if engine != "vmap":
+    state["sim"], _ = run(state["sim"], warm_ids, key)   # compile the per-step pieces
+    jax.block_until_ready(state["sim"])
+  out = {}
+
+  def one_round():
     with PeakRSS() as mem:
-      t0 = time.perf_counter()
-      sim, m = run(sim, ids, key)
-      jax.block_until_ready(sim)
-      dt = time.perf_counter() - t0
-    if best is None or dt < best[3]:
-      best = (int(m["real_steps"]) / dt, waste, mem.peak, dt, mem.max)
-  return best
+      state["sim"], m = run(state["sim"], ids, key)
+      jax.block_until_ready(state["sim"])
+    out.update(steps=int(m["real_steps"]), peak=max(out.get("peak", 0.0), mem.peak),
+               max=max(out.get("max", 0.0), mem.max))
+
+  t = bench.time_call(one_round, reps=args.repeats)
+  return out["steps"] / t["best_s"], waste, out["peak"], t["best_s"], out["max"], t["compile_s"]
 
 
 def bench_torch(name, x, y, parts, ids, args, threads):
@@ -147,12 +164,11 @@ def bench_torch(name, x, y, parts, ids, args, threads):
     warm.zero_grad()
     loss_fn(net(xb), yb).backward()
     warm.step()
-  best = None
-  for _ in range(args.repeats):
-    sps, peak_growth, dt, peak = _torch_round(net, loaders, parts, ids, global_w, loss_fn, args)
-    if best is None or dt < best[2]:
-      best = (sps, peak_growth, dt, peak)
-  return best
+  res = []
+  t = bench.time_call(lambda: res.append(_torch_round(net, loaders, parts, ids, global_w,
+                                                      loss_fn, args)), reps=args.repeats)
+  sps, peak_growth, dt, peak = min(res[1:], key=lambda r: r[2])
+  return sps, peak_growth, t["best_s"], max(r[3] for r in res)
 
 
 def _torch_round(net, loaders, parts, ids, global_w, loss_fn, args):
@@ -218,17 +234,42 @@ def main():
   ap.add_argument("--sequential-max-clients", type=int, default=100,
                   help="skip the (slow) sequential engine above this many clients")
   ap.add_argument("--engines", default="vmap,stepped,sequential,torch")
+  ap.add_argument("--sweep", action="store_true",
+                  help="R = 64 FedProx runs as one program vs 64 torch runs (see above)")
+  ap.add_argument("--sweep-rounds", type=int, default=5)
+  ap.add_argument("--sweep-per-round", type=int, default=10)
+  ap.add_argument("--sweep-groups", type=int, default=4,
+                  help="sweep: cut each run's clients (sorted by steps) into this many scans")
+  ap.add_argument("--sweep-mesh", default="auto", choices=("auto", "off"),
+                  help="sweep: shard the runs over the 'sweep' axis of all CPU devices (auto)")
+  ap.add_argument("--sweep-torch-runs", type=int, default=8,
+                  help="sweep: torch runs actually timed (spread over the grid), scaled to R")
+  ap.add_argument("--json", default=None, help="append the bench record here")
   args = ap.parse_args()
-  engines = args.engines.split(",")
+  rec = bench.Recorder("federated_sweep" if args.sweep else "federated", vars(args), args.json)
   d = load("mnist")
   tr = to_numpy(d["train"], ["image", "label"])
   x, y = tr["image"], tr["label"]
+  if args.sweep:
+    sweep_bench(x, y, args, rec)
+  else:
+    rounds_bench(x, y, args, rec)
+  rec.finish()
+  print(f"process peak RSS (ru_maxrss): {peak_rss_mb():.0f} MB")
+
+
+def peak_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rounds_bench(x, y, args, rec):
+  engines = args.engines.split(",")
   print(f"device: {jax.devices()[0].device_kind} x{len(jax.devices())}, cores {os.cpu_count()},"
         f" B={args.batch}, E={args.epochs}, alpha={args.alpha}; 'vs torch' = vs the fastest"
-        " torch thread count")
+        " torch thread count; seconds = best of --repeats rounds after a compile round")
   print("| model | S (of K) | engine | client-steps/s | vs torch | pad waste | seconds |"
-        " RSS growth MB | peak RSS MB (process) |")
-  print("|---|---|---|---|---|---|---|---|---|")
+        " compile s | RSS growth MB | peak RSS MB (process) |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   for name in args.models.split(","):
     for s in map(int, args.clients.split(",")):
       if name == "cnn" and s > args.cnn_max_clients:
@@ -244,15 +285,139 @@ def main():
           threads = [1] + threads
         for th in threads:
           sps, mem, dt, peak = bench_torch(name, x, y, parts, ids, args, th)
-          res[f"torch x{th} thr"] = (sps, 0.0, mem, dt, peak)
+          res[f"torch x{th} thr"] = (sps, 0.0, mem, dt, peak, float("nan"))
       for e in ("vmap", "stepped", "sequential"):
         if e in engines and not (e == "sequential" and s > args.sequential_max_clients):
           res[e] = bench_jax(name, data, ids, args, e)
-      base = max((v[0] for e, v in res.items() if e.startswith("torch")), default=None)
-      for e, (sps, waste, mem, dt, peak) in res.items():
-        ratio = f"{sps / base:.2f}x" if base else "-"
+      torch_best = max((v for e, v in res.items() if e.startswith("torch")),
+                       key=lambda v: v[0], default=None)
+      for e, (sps, waste, mem, dt, peak, comp) in res.items():
+        ratio = f"{sps / torch_best[0]:.2f}x" if torch_best else "-"
         print(f"| {name} | {s} ({k}, a={alpha}) | {e} | {sps:.1f} | {ratio} | {waste:.1%} |"
-              f" {dt:.2f} | {mem:.0f} | {peak:.0f} |", flush=True)
+              f" {dt:.2f} | {comp:.1f} | {mem:.0f} | {peak:.0f} |", flush=True)
+        if torch_best and not e.startswith("torch"):
+          # baseline_s: torch's time for the same number of real client steps.
+          rec.row(f"{name} S={s} {e} vs torch (round)", jaxlab_s=dt,
+                  baseline_s=dt * sps / torch_best[0], compile_s=comp, pad_waste=waste,
+                  peak_rss_mb=peak)
+
+
+# ---- --sweep: R runs as one program vs R torch runs ---------------------------------------
+SWEEP_LRS = (0.01, 0.02, 0.05, 0.1)
+SWEEP_MUS = (0.0, 0.01, 0.1, 1.0)
+SWEEP_SEEDS = (0, 1, 2, 3)
+
+
+def sweep_grid():
+  """The 64 runs as (seed, lr, mu), seed slowest (row-major over seeds x lrs x mus)."""
+  return [(s, lr, mu) for s in SWEEP_SEEDS for lr in SWEEP_LRS for mu in SWEEP_MUS]
+
+
+def sweep_bench(x, y, args, rec):
+  from jaxlab.federated import sweep as sweep_lib
+  k, runs = 100, sweep_grid()
+  parts = {s: fl.partition.hetero(y, k, args.alpha, seed=s) for s in SWEEP_SEEDS}
+  ids_per_round = [fl.sample_clients(r, k, args.sweep_per_round) for r in range(args.sweep_rounds)]
+  print(f"sweep: R={len(runs)} FedProx runs (lr {SWEEP_LRS} x mu {SWEEP_MUS} x seeds"
+        f" {SWEEP_SEEDS}), MLP 784-200-200-10, MNIST Dir({args.alpha}), K={k}, S="
+        f"{args.sweep_per_round}, {args.sweep_rounds} rounds, B={args.batch}, E={args.epochs};"
+        f" devices: {jax.devices()[0].device_kind} x{len(jax.devices())}, cores {os.cpu_count()}")
+  # jaxlab: one Sweep, one compiled round per scan-length tuple.
+  model = jax_model("mlp", "vmap")
+  alg = fl.algorithms.fedprox(model, fl.client_sgd(0.05), num_clients=k, mu=0.0)
+  cfg = fl.EngineConfig(batch_size=args.batch, local_epochs=args.epochs, step_bucket="exact",
+                        groups=args.sweep_groups)
+  mesh = (sweep_lib.sweep_mesh() if args.sweep_mesh == "auto" and len(jax.devices()) > 1
+          and len(runs) % len(jax.devices()) == 0 else None)
+  print(f"jaxlab: runs sharded over {len(jax.devices()) if mesh else 1} CPU device(s)")
+  with PeakRSS() as mem_build:
+    sw = sweep_lib.Sweep(alg, cfg, x, y, [parts[s] for s, _, _ in runs], preprocess=prep,
+                         mesh=mesh)
+  keys = jnp.stack([jax.random.key(s) for s, _, _ in runs])
+  hp = {"learning_rate": [lr for _, lr, _ in runs], "mu": [mu for _, _, mu in runs]}
+  waste = sum(sw.waste(i) for i in ids_per_round) / len(ids_per_round)
+  out = {}
+
+  def all_runs():
+    with PeakRSS() as mem:
+      sims = sw.init(keys, hp)
+      for ids in ids_per_round:
+        sims, m = sw.run_round(sims, ids, keys)
+      jax.block_until_ready(sims)
+    out.update(peak=max(out.get("peak", 0.0), mem.peak), max=max(out.get("max", 0.0), mem.max),
+      loss=np.asarray(m["loss"]))
+
+  tj = bench.time_call(all_runs, reps=args.repeats)
+  print(f"jaxlab sweep: first call (compiles + runs) {tj['compile_s']:.1f} s, steady"
+        f" {tj['steady_s']:.1f} s (median of {args.repeats}), pad waste {waste:.1%},"
+        f" RSS growth {out['peak'] + mem_build.peak:.0f} MB, peak RSS {out['max']:.0f} MB")
+  # torch: the same runs one after another (a spread subset, scaled to R).
+  import torch
+  torch.set_num_threads(os.cpu_count())
+  xt = ((torch.from_numpy(x).float() / 255.0 - MEAN) / STD)[:, None]
+  yt = torch.from_numpy(y).long()
+  n_t = max(1, min(args.sweep_torch_runs, len(runs)))
+  pick = np.linspace(0, len(runs) - 1, n_t).round().astype(int)
+  with PeakRSS() as tmem:
+    t0 = time.perf_counter()
+    torch_steps = 0
+    for i in pick:
+      s, lr, mu = runs[i]
+      torch_steps += torch_fedprox_run(xt, yt, parts[s], ids_per_round, s, lr, mu, args)
+    t_sub = time.perf_counter() - t0
+  t_torch = t_sub * len(runs) / n_t
+  print(f"torch loop: {n_t} of {len(runs)} runs timed in {t_sub:.1f} s"
+        f" ({torch_steps / t_sub:.0f} client-steps/s) -> {t_torch:.1f} s for all {len(runs)}"
+        f" (scaled); peak RSS {tmem.max:.0f} MB")
+  print("| what | seconds (R=64) | vs torch |")
+  print("|---|---|---|")
+  print(f"| torch loop, 64 runs one after another (scaled from {n_t}) | {t_torch:.1f} | 1.00x |")
+  print(f"| jaxlab Sweep, steady (compiled) | {tj['steady_s']:.1f} | {t_torch / tj['steady_s']:.2f}x |")
+  print(f"| jaxlab Sweep, first call incl. compile | {tj['compile_s']:.1f} |"
+        f" {t_torch / tj['compile_s']:.2f}x |")
+  rec.row("FedProx sweep R=64 (steady)", jaxlab_s=tj["steady_s"], baseline_s=t_torch,
+          compile_s=tj["compile_s"], goal=5.0, torch_runs_timed=int(n_t), pad_waste=waste,
+          peak_rss_mb=out["max"], torch_peak_rss_mb=tmem.max)
+  rec.row("FedProx sweep R=64 (first call incl. compile)", jaxlab_s=tj["compile_s"],
+          baseline_s=t_torch)
+
+
+def torch_fedprox_run(xt, yt, parts, ids_per_round, seed, lr, mu, args):
+  """One FedProx run in the PyTorch loop (FedML pattern); returns its client steps.
+
+  ``xt``/``yt``: the normalised training set as tensors (built once, not timed per run).
+  """
+  import torch
+  from torch import nn
+  from torch.utils.data import DataLoader, TensorDataset
+  torch.manual_seed(seed)
+  net = nn.Sequential(nn.Flatten(), nn.Linear(784, 200), nn.ReLU(), nn.Linear(200, 200),
+                      nn.ReLU(), nn.Linear(200, 10))
+  loss_fn = nn.CrossEntropyLoss()
+  global_w = copy.deepcopy(net.state_dict())
+  steps = 0
+  for ids in ids_per_round:
+    w_locals = []
+    for k in ids:
+      net.load_state_dict(global_w)
+      anchor = [p.detach().clone() for p in net.parameters()]
+      opt = torch.optim.SGD(net.parameters(), lr=lr)
+      loader = DataLoader(TensorDataset(xt[parts[k]], yt[parts[k]]), batch_size=args.batch,
+                          shuffle=True)
+      for _ in range(args.epochs):
+        for xb, yb in loader:
+          opt.zero_grad()
+          loss = loss_fn(net(xb), yb)
+          if mu > 0:
+            loss = loss + mu / 2 * sum(((p - a) ** 2).sum()
+                                       for p, a in zip(net.parameters(), anchor))
+          loss.backward()
+          opt.step()
+          steps += 1
+      w_locals.append((len(parts[k]), copy.deepcopy(net.state_dict())))
+    total = sum(n for n, _ in w_locals)
+    global_w = {key: sum(n / total * w[key] for n, w in w_locals) for key in global_w}
+  return steps
 
 
 if __name__ == "__main__":

@@ -3,15 +3,16 @@
 Same work on both sides: Fashion-MNIST subset, K = 10 clients (Dirichlet 0.1), 5 per
 round, MLP 784-200-200-10 split after its first layer, batch 64, one local epoch,
 class-balanced fake features (M = 70 per step), count-weighted EMA estimator, uniform
-server mean. Prints seconds per round and the ratio. Run: python scripts/bench_fedimpro.py
+server mean. Prints seconds per round (``jaxlab.core.bench``: load average at start and
+end, compile time of the first pass beside the steady-state median, JSON record in
+$JAXLAB_BENCH_JSON) and the ratio. Run: python scripts/bench_fedimpro.py
 """
-
-import time
 
 import jax
 import jax.numpy as jnp
 
 from jaxlab import federated as fl
+from jaxlab.core import bench
 from jaxlab.federated import partition
 from jaxlab.methods import fedimpro
 from jaxlab.models import MLP
@@ -35,15 +36,16 @@ def bench_jax(ds, parts):
                   fl.make_fed_data(ds.x_train, ds.y_train, parts,
                                    extra=fedimpro.class_counts(ds.y_train, C)(parts)),
                   preprocess=ds.preprocess)
-  sim, key = eng.init(jax.random.key(0)), jax.random.key(1)
-  for r in range(ROUNDS):  # compile every bucket that the timed rounds use
-    sim, _ = eng.run_round(sim, fl.sample_clients(r, K, S), key)
-  jax.block_until_ready(sim)
-  t0 = time.perf_counter()
-  for r in range(ROUNDS):
-    sim, _ = eng.run_round(sim, fl.sample_clients(r, K, S), key)
-  jax.block_until_ready(sim)
-  return (time.perf_counter() - t0) / ROUNDS
+  state = {"sim": eng.init(jax.random.key(0))}
+  key = jax.random.key(1)
+
+  def rounds():          # the first call compiles every bucket that the timed calls use
+    for r in range(ROUNDS):
+      state["sim"], _ = eng.run_round(state["sim"], fl.sample_clients(r, K, S), key)
+    jax.block_until_ready(state["sim"])
+
+  t = bench.time_call(rounds, reps=3)
+  return {k: v / ROUNDS for k, v in t.items()}
 
 
 def bench_torch(ds, parts):
@@ -93,24 +95,31 @@ def bench_torch(ds, parts):
       glob[i] = sum(wk * u[i] for wk, u in zip(w, ups))
     mu, sd = torch.stack(mus).mean(0), torch.stack(sds).mean(0)
 
-  one_round(0)
-  t0 = time.perf_counter()
-  for r in range(ROUNDS):
-    one_round(r)
-  return (time.perf_counter() - t0) / ROUNDS
+  def rounds():
+    for r in range(ROUNDS):
+      one_round(r)
+
+  t = bench.time_call(rounds, reps=3)
+  return {k: v / ROUNDS for k, v in t.items()}
 
 
 def main():
+  rec = bench.Recorder("fedimpro", {"K": K, "S": S, "B": B, "rounds": ROUNDS})
   ds, parts = data()
   tj = bench_jax(ds, parts)
+  print(f"jaxlab vmapped FedImpro: {tj['steady_s']:.3f} s/round"
+        f" (first pass incl. compile {tj['compile_s']:.3f} s/round)")
   try:
     tt = bench_torch(ds, parts)
   except ImportError:
-    print(f"jaxlab vmapped FedImpro: {tj:.3f} s/round (torch not installed)")
+    print("torch not installed: no ratio")
+    rec.finish()
     return
-  print(f"jaxlab vmapped FedImpro: {tj:.3f} s/round")
-  print(f"PyTorch per-client loop: {tt:.3f} s/round")
-  print(f"speed-up (torch / jaxlab): {tt / tj:.2f}x")
+  print(f"PyTorch per-client loop: {tt['steady_s']:.3f} s/round")
+  print(f"speed-up (torch / jaxlab): {tt['steady_s'] / tj['steady_s']:.2f}x")
+  rec.row("FedImpro round, vmapped vs torch loop", jaxlab_s=tj["steady_s"],
+          baseline_s=tt["steady_s"], compile_s=tj["compile_s"] * ROUNDS)
+  rec.finish()
 
 
 if __name__ == "__main__":
