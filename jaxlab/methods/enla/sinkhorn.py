@@ -86,7 +86,8 @@ def kernel_sinkhorn(kmat: Array, *, iterations: int, stop: str = "fixed",
     err = jnp.mean(jnp.abs(r - r0)) if stop == "plot" else None
     return (r, c), err
 
-  init = (jnp.ones((m,) + kmat.shape[2:], kmat.dtype), jnp.ones((n,) + kmat.shape[2:], kmat.dtype))
+  p = kmat.shape[2:]
+  init = (jnp.ones((m,) + p, kmat.dtype), jnp.ones((n,) + p, kmat.dtype))
   (r, c), it = _loop(update, init, kmat, iterations, stop, threshold, unroll)
   return r[:, None] * kmat * c[None], it
 
@@ -113,7 +114,8 @@ def log_sinkhorn(cost: Array, epsilon: float, *, iterations: int, stop: str = "f
            if stop == "plot" else None)
     return (f, g), err
 
-  init = (jnp.zeros((m,) + cost.shape[2:], cost.dtype), jnp.zeros((n,) + cost.shape[2:], cost.dtype))
+  p = cost.shape[2:]
+  init = (jnp.zeros((m,) + p, cost.dtype), jnp.zeros((n,) + p, cost.dtype))
   (f, g), it = _loop(update, init, neg, iterations, stop, threshold, unroll)
   return jnp.exp(neg + (f[:, None] + g[None]) / epsilon), it
 
