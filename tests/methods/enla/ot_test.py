@@ -257,3 +257,19 @@ def test_ott_options_pass_through():
 def test_bad_batched_configs_are_refused(kw):
   with pytest.raises(errors.ConfigError):
     ot.OTConfig(**kw)
+
+
+def test_vmapped_seeds_keep_their_own_early_stop():
+  """train.py vmaps seeds: each seed's batch must stop by its own PLOT rule, as if run alone."""
+  (i0, t0), (i1, t1) = _batch(seed=3), _batch(seed=4)   # two seeds, other data
+  imgs = jnp.asarray(np.stack([i0, i1]), jnp.float32)
+  txts = jnp.asarray(np.stack([t0, t1]), jnp.float32)
+  cfg = ot.OTConfig(stop="plot")
+  f = jax.value_and_grad(lambda i, t: ot.ot_logits(i, t, cfg).sum(), (0, 1))
+  both = jax.jit(jax.vmap(f))(imgs, txts)
+  its = [int(ot.ot_plans(imgs[s], txts[s], cfg)[1]) for s in range(2)]
+  assert its[0] != its[1]  # the seeds really stop at different iterations
+  for s in range(2):
+    alone = jax.jit(f)(imgs[s], txts[s])
+    for x, y in zip(jax.tree.leaves(both), jax.tree.leaves(alone)):
+      np.testing.assert_allclose(np.asarray(x)[s], np.asarray(y), atol=1e-6)
