@@ -215,11 +215,8 @@ def _pcg(hv, chol, g, iters: int):
   return d
 
 
-def cg_direction(params: Params, x, y, s, c, pc: Precond, cg_iters: int) -> jax.Array:
-  """The Newton direction H^-1 g [d+1] of ``objective`` at ``params`` by ``cg_iters``
-  steps of CG preconditioned by ``approx_hessian(pc, h)``, in ``pc``'s dtype; x's dtype
-  out. ``y``, ``s`` in x's dtype."""
-  g, h = _gradient(params, x, y, s, c)
+def _cg_solve(g, h, pc: Precond, cg_iters: int) -> jax.Array:
+  """H^-1 g by ``cg_iters`` preconditioned CG steps in ``pc``'s dtype (g's dtype out)."""
   xl = pc.x_lo
   hl = h.astype(xl.dtype)
 
@@ -228,7 +225,15 @@ def cg_direction(params: Params, x, y, s, c, pc: Precond, cg_iters: int) -> jax.
     return jnp.concatenate([v[:-1] + xl.T @ u, (jnp.sum(u) + 1e-12 * v[-1])[None]])
 
   chol = jax.scipy.linalg.cho_factor(approx_hessian(pc, h))
-  return _pcg(hv, chol, g.astype(xl.dtype), cg_iters).astype(x.dtype)
+  return _pcg(hv, chol, g.astype(xl.dtype), cg_iters).astype(g.dtype)
+
+
+def cg_direction(params: Params, x, y, s, c, pc: Precond, cg_iters: int) -> jax.Array:
+  """The Newton direction H^-1 g [d+1] of ``objective`` at ``params`` by ``cg_iters``
+  steps of CG preconditioned by ``approx_hessian(pc, h)``, in ``pc``'s dtype; x's dtype
+  out. ``y``, ``s`` in x's dtype."""
+  g, h = _gradient(params, x, y, s, c)
+  return _cg_solve(g, h, pc, cg_iters)
 
 
 def fit_cg(
@@ -241,7 +246,7 @@ def fit_cg(
   steps: int = 4,
   cg_iters: int = 8,
   init: Params | None = None,
-  ladder: int = 6,
+  halvings: int = 6,
 ) -> Params:
   """Minimises ``objective`` by ``steps`` damped Newton steps whose directions come
   from ``cg_iters`` steps of CG preconditioned by ``approx_hessian(pc, h)`` (pure;
@@ -249,13 +254,17 @@ def fit_cg(
 
   Gradient, objective and iterate stay in x's dtype, so the fixed point is the
   exact optimum; the CG runs in ``pc``'s dtype and only sets the convergence rate
-  (check it with ``gradient_norm``).
+  (check it with ``gradient_norm``). Each step takes the full step t = 1 unless
+  it raises the objective, then halves t (at most ``halvings`` times; else t = 0):
+  near the optimum that is one objective evaluation per step, where ``fit``'s
+  ladder evaluates them all. The logits are carried (z <- z - t dz), so a step
+  costs two matvecs in x's dtype besides the CG's.
 
   Args:
     x: [n, d] features.  y: [n] labels in {0, 1}.  s: [n] non-negative weights.
     c: sklearn's C.  pc: ``precondition(x, ...)``.  steps: Newton steps (fixed).
     cg_iters: CG steps per Newton step (fixed).  init: start (zeros when None).
-    ladder: step sizes tried per Newton step: 1, 1/2, ..., 1/2^(ladder-1), and 0.
+    halvings: most step halvings per Newton step.
 
   Returns:
     (w [d], b []) in x's dtype.
@@ -264,13 +273,34 @@ def fit_cg(
   y, s = y.astype(dt), s.astype(dt)
   if init is None:
     init = (jnp.zeros(x.shape[1], dt), jnp.zeros((), dt))
-  sizes = jnp.concatenate([0.5 ** jnp.arange(ladder, dtype=dt), jnp.zeros(1, dt)])
 
-  def step(params, _):
-    d = cg_direction(params, x, y, s, c, pc, cg_iters)
-    return _ladder_step(params, d, x, y, s, c, sizes), None
+  def obj(w, z):
+    return 0.5 * jnp.sum(w ** 2) + c * jnp.sum(s * (jnp.logaddexp(0.0, z) - y * z))
 
-  params, _ = jax.lax.scan(step, init, None, length=steps)
+  def step(carry, _):
+    (w, b), z, f = carry
+    p = jax.nn.sigmoid(z)
+    r = c * s * (p - y)
+    g = jnp.concatenate([w + x.T @ r, jnp.sum(r)[None]])
+    d = _cg_solve(g, c * s * p * (1.0 - p), pc, cg_iters)
+    dw, dz = d[:-1], x @ d[:-1] + d[-1]
+    tol = 1e-12 * (1.0 + jnp.abs(f))  # rounding of f: a converged step is still taken
+
+    def worse(st):
+      t, ft, k = st
+      return ((ft > f + tol) | ~jnp.isfinite(ft)) & (k <= halvings)
+
+    def halve(st):
+      t, _, k = st
+      t = jnp.where(k < halvings, 0.5 * t, 0.0)
+      return t, obj(w - t * dw, z - t * dz), k + 1
+
+    t, ft, _ = jax.lax.while_loop(worse, halve, (jnp.ones((), dt), obj(w - dw, z - dz), 0))
+    ft = jnp.where(t > 0, ft, f)
+    return ((w - t * dw, b - t * d[-1]), z - t * dz, ft), None
+
+  z0 = logits(init, x)
+  (params, _, _), _ = jax.lax.scan(step, (init, z0, obj(init[0], z0)), None, length=steps)
   return params
 
 
