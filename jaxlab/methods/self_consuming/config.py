@@ -50,8 +50,9 @@ class Config:
     generations: generations after generation 0.
     seeds: independent repetitions (vmapped).
     bandwidth: ``c`` in h = c * N^(-1/5) (``silverman`` multiplies by the std).
-    density: ``binned`` (linear binning + FFT convolution, O(G log G)) or
-      ``exact`` (direct kernel sums, O(G N)); they agree to ~1e-4 in TV.
+    density: ``binned`` (linear binning + FFT convolution, O(N + G log G)) or
+      ``exact`` (direct kernel sums, O(G N)); on a 512-point grid they agree to
+      ~1e-5 in TV (tested < 2e-5).
   """
 
   scenario: Scenario = "augment_fixed_real"
