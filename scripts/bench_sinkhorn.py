@@ -13,8 +13,9 @@ unrolled loop, the vmapped pure-JAX reference) and ott-jax with its own options 
 its steady-state time, the iterations it ran and the max |plan - torch plan|.
 
 Timing: ``--reps`` rounds; in each round every variant is called ``--calls`` times (median per
-round), variants interleaved so that load changes hit all of them alike; the row reports the
-median over rounds.
+round), variants interleaved so that load changes hit all of them alike, with a 0.25 s pause
+before each (torch's OpenMP workers spin for a while after a call and would steal a core from
+the next variant); the row reports the median over rounds.
 
   python scripts/bench_sinkhorn.py [--batch 32 --classes 10 --reps 3 --calls 20 --no-ott]
 """
@@ -23,6 +24,7 @@ import argparse
 import dataclasses
 import os
 import statistics
+import time
 
 import jax
 import jax.numpy as jnp
@@ -162,6 +164,7 @@ def main():
                   "rounds": []}
   for _ in range(a.reps):
     for name, (_, (step, _)) in runs.items():
+      time.sleep(0.25)  # let torch's OpenMP workers stop spinning before the next variant
       info[name]["rounds"].append(bench.time_call(step, reps=a.calls)["steady_s"])
 
   torch_of = {"plot": info["PLOT torch loop, early stop"], "fixed": info["PLOT torch loop, 100 it"]}
