@@ -354,8 +354,8 @@ def sweep_bench(x, y, args, rec):
   # torch: the same runs one after another (a spread subset, scaled to R).
   import torch
   torch.set_num_threads(os.cpu_count())
-  xt = ((torch.from_numpy(x).float() / 255.0 - MEAN) / STD)[:, None]
-  yt = torch.from_numpy(y).long()
+  xt = ((torch.from_numpy(np.array(x)).float() / 255.0 - MEAN) / STD)[:, None]
+  yt = torch.from_numpy(np.array(y)).long()
   n_t = max(1, min(args.sweep_torch_runs, len(runs)))
   pick = np.linspace(0, len(runs) - 1, n_t).round().astype(int)
   with PeakRSS() as tmem:
