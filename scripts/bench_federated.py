@@ -242,6 +242,8 @@ def main():
                   help="sweep: cut each run's clients (sorted by steps) into this many scans")
   ap.add_argument("--sweep-mesh", default="auto", choices=("auto", "off"),
                   help="sweep: shard the runs over the 'sweep' axis of all CPU devices (auto)")
+  ap.add_argument("--sweep-torch-threads", type=int, default=os.cpu_count(),
+                  help="sweep: torch threads (1 avoids thread thrashing on a busy machine)")
   ap.add_argument("--sweep-torch-runs", type=int, default=8,
                   help="sweep: torch runs actually timed (spread over the grid), scaled to R")
   ap.add_argument("--json", default=None, help="append the bench record here")
@@ -336,6 +338,7 @@ def sweep_bench(x, y, args, rec):
   keys = jnp.stack([jax.random.key(s) for s, _, _ in runs])
   hp = {"learning_rate": [lr for _, lr, _ in runs], "mu": [mu for _, _, mu in runs]}
   waste = sum(sw.waste(i) for i in ids_per_round) / len(ids_per_round)
+  real_steps = sum(int(g.steps.sum()) for i in ids_per_round for g in sw.plan(i)[1])
   out = {}
 
   def all_runs():
@@ -349,11 +352,12 @@ def sweep_bench(x, y, args, rec):
 
   tj = bench.time_call(all_runs, reps=args.repeats)
   print(f"jaxlab sweep: first call (compiles + runs) {tj['compile_s']:.1f} s, steady"
-        f" {tj['steady_s']:.1f} s (median of {args.repeats}), pad waste {waste:.1%},"
+        f" {tj['steady_s']:.1f} s (median of {args.repeats}; {real_steps / tj['steady_s']:.0f} real"
+        f" client-steps/s), pad waste {waste:.1%},"
         f" RSS growth {out['peak'] + mem_build.peak:.0f} MB, peak RSS {out['max']:.0f} MB")
   # torch: the same runs one after another (a spread subset, scaled to R).
   import torch
-  torch.set_num_threads(os.cpu_count())
+  torch.set_num_threads(args.sweep_torch_threads)
   xt = ((torch.from_numpy(np.array(x)).float() / 255.0 - MEAN) / STD)[:, None]
   yt = torch.from_numpy(np.array(y)).long()
   n_t = max(1, min(args.sweep_torch_runs, len(runs)))
@@ -366,7 +370,8 @@ def sweep_bench(x, y, args, rec):
       torch_steps += torch_fedprox_run(xt, yt, parts[s], ids_per_round, s, lr, mu, args)
     t_sub = time.perf_counter() - t0
   t_torch = t_sub * len(runs) / n_t
-  print(f"torch loop: {n_t} of {len(runs)} runs timed in {t_sub:.1f} s"
+  print(f"torch loop ({args.sweep_torch_threads} threads): {n_t} of {len(runs)} runs timed in"
+        f" {t_sub:.1f} s"
         f" ({torch_steps / t_sub:.0f} client-steps/s) -> {t_torch:.1f} s for all {len(runs)}"
         f" (scaled); peak RSS {tmem.max:.0f} MB")
   print("| what | seconds (R=64) | vs torch |")
