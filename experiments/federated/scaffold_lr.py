@@ -1,8 +1,8 @@
 """SCAFFOLD learning-rate sweep on the quick MNIST setting, logging ||c|| and ||c_k||.
 
-Why SCAFFOLD diverged at lr 0.05 on the MNIST CNN (docs/federated.md, "SCAFFOLD:
-stable learning rates"): R learning rates run as one vmapped program
-(``fl.sweep``), same init, same clients, same batches; per round and per run we log
+Why SCAFFOLD diverged at lr 0.05 on the MNIST CNN (docs/federated.md, "SCAFFOLD and
+FedNova as their papers define them"): R learning rates run as one vmapped program
+(``fl.sweep.Sweep``), same init, same clients, same batches; per round and per run we log
 the server control variate ||c||, the sampled clients' ||c_k|| and correction
 ||c - c_k||, the server step ||w_g+ - w_g||, the training loss and test accuracy.
 """
