@@ -34,6 +34,7 @@ class Config:
     kinds: fairness notions to run ("eop", "eo", "dp").
     etas_*: eta grid per notion (vmapped).  alpha_*: the release's alpha.
     iterations_*: T per notion.  seeds: seeds (splits for single-table sets).
+    solver, cg_iters: the LR solver ("newton" or "cg", see ``loop.APWConfig``).
     subsample: keep only the first N train / N//2 test rows (0 = all; smoke).
   """
 
@@ -53,6 +54,8 @@ class Config:
   warm_start: bool = True
   warm_steps: int = 4
   newton_steps: int = 12
+  solver: str = "newton"
+  cg_iters: int = 4
   block: int = 25
   report_at: tuple[int, ...] = (1, 10, 50, 100, 200)
   subsample: int = 0
@@ -64,7 +67,8 @@ def apw_config(cfg: Config, kind: str) -> loop.APWConfig:
   return loop.APWConfig(
     kind=kind, iterations=getattr(cfg, f"iterations_{kind}"),
     alpha=getattr(cfg, f"alpha_{kind}"), model=cfg.model, warm_start=cfg.warm_start,
-    warm_steps=cfg.warm_steps, newton_steps=cfg.newton_steps, mlp_steps=cfg.mlp_steps,
+    warm_steps=cfg.warm_steps, newton_steps=cfg.newton_steps, solver=cfg.solver,
+    cg_iters=cfg.cg_iters, mlp_steps=cfg.mlp_steps,
     multiplier_step=cfg.multiplier_step, x64=cfg.model == "logreg")
 
 
