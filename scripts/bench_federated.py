@@ -238,7 +238,7 @@ def main():
                   help="R = 64 FedProx runs as one program vs 64 torch runs (see above)")
   ap.add_argument("--sweep-rounds", type=int, default=5)
   ap.add_argument("--sweep-per-round", type=int, default=10)
-  ap.add_argument("--sweep-groups", type=int, default=4,
+  ap.add_argument("--sweep-groups", type=int, default=10,
                   help="sweep: cut each run's clients (sorted by steps) into this many scans")
   ap.add_argument("--sweep-mesh", default="auto", choices=("auto", "off"),
                   help="sweep: shard the runs over the 'sweep' axis of all CPU devices (auto)")
