@@ -242,8 +242,10 @@ def main():
                   help="sweep: cut each run's clients (sorted by steps) into this many scans")
   ap.add_argument("--sweep-mesh", default="auto", choices=("auto", "off"),
                   help="sweep: shard the runs over the 'sweep' axis of all CPU devices (auto)")
-  ap.add_argument("--sweep-torch-threads", type=int, default=os.cpu_count(),
-                  help="sweep: torch threads (1 avoids thread thrashing on a busy machine)")
+  ap.add_argument("--sweep-torch-threads", type=int, default=1,
+                  help="sweep: torch threads; 1 by default: at 2 threads on the busy 2-core"
+                       " sandbox torch fell to 23 client-steps/s (thread thrashing) vs ~450"
+                       " at 1, an unfair baseline")
   ap.add_argument("--sweep-torch-runs", type=int, default=8,
                   help="sweep: torch runs actually timed (spread over the grid), scaled to R")
   ap.add_argument("--json", default=None, help="append the bench record here")
