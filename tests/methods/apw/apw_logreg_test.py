@@ -9,20 +9,10 @@ from sklearn.linear_model import LogisticRegression
 from jaxlab.core.errors import DataError
 from jaxlab.methods.apw import learners, logreg
 
-
-def _data(seed=0, n=300, d=6):
-  rng = np.random.default_rng(seed)
-  x = rng.normal(size=(n, d))
-  w = rng.normal(size=d)
-  y = (rng.random(n) < 1 / (1 + np.exp(-(x @ w + 0.3)))).astype(np.int32)
-  s = rng.uniform(0.05, 4.0, n)
-  return x, y, s
+import apw_helpers  # tests/methods/apw/conftest.py puts it on sys.path
 
 
-def _sk(x, y, s, c=1.0):
-  clf = LogisticRegression(C=c, solver="newton-cholesky", tol=1e-12, max_iter=1000)
-  clf.fit(x, y, sample_weight=s)
-  return np.r_[clf.coef_.ravel(), clf.intercept_]
+_data, _sk = apw_helpers.data, apw_helpers.sk_fit
 
 
 @pytest.mark.parametrize("c,hdt,refresh", [(1.0, None, 1), (0.3, None, 1),
