@@ -175,9 +175,10 @@ def _main(argv: list[str]) -> int:
       print(markdown_table([json.loads(line) for line in f if line.strip()]))
     return 0
   if argv[:1] == ["wait"]:
-    print(f"load {wait_for_quiet(max_wait_s=float(argv[1]) if len(argv) > 1 else 300.0)}")
+    limit = float(argv[2]) if len(argv) > 2 else LOAD_LIMIT
+    print(f"load {wait_for_quiet(limit, max_wait_s=float(argv[1]) if len(argv) > 1 else 300.0)}")
     return 0
-  print("usage: python -m jaxlab.core.bench table BENCHMARKS.json | wait [MAX_SECONDS]",
+  print("usage: python -m jaxlab.core.bench table BENCHMARKS.json | wait [MAX_SECONDS [LOAD]]",
         file=sys.stderr)
   return 2
 
