@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxlab.core import axes, rng
+from jaxlab.core import axes, rng, sharding
 from jaxlab.core.errors import ConfigError
 from jaxlab.federated import aggregate as agg_lib
 from jaxlab.federated import schedule
@@ -242,9 +242,7 @@ def optimal_cuts(steps: np.ndarray, groups: int, cost) -> np.ndarray:
 
 def clients_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
   """A 1-D mesh over the ``clients`` axis (all devices by default)."""
-  devs = jax.devices()[: num_devices or len(jax.devices())]
-  return jax.make_mesh((len(devs),), (axes.CLIENTS,),
-                       axis_types=(jax.sharding.AxisType.Auto,), devices=devs)
+  return sharding.make_mesh({axes.CLIENTS: -1}, jax.devices()[: num_devices or len(jax.devices())])
 
 
 class Engine:

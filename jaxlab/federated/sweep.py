@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxlab.core import axes
+from jaxlab.core import axes, sharding
 from jaxlab.core.errors import ConfigError
 from jaxlab.federated import engine as eng_lib
 from jaxlab.federated import schedule
@@ -47,9 +47,7 @@ def grid(**values) -> dict:
 
 def sweep_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
   """A 1-D mesh over the ``sweep`` axis (all devices by default)."""
-  devs = jax.devices()[: num_devices or len(jax.devices())]
-  return jax.make_mesh((len(devs),), (axes.SWEEP,),
-                       axis_types=(jax.sharding.AxisType.Auto,), devices=devs)
+  return sharding.make_mesh({axes.SWEEP: -1}, jax.devices()[: num_devices or len(jax.devices())])
 
 
 class Sweep:

@@ -96,6 +96,14 @@ def _ladder_step(params, d, x, y, s, c, sizes) -> Params:
   return (w - t * dw, params[1] - t * d[-1])
 
 
+def _cast_and_start(x: jax.Array, y: jax.Array, s: jax.Array, init):
+  """Labels and weights in x's dtype, and the start (zeros when ``init`` is None)."""
+  dt = x.dtype
+  if init is None:
+    init = (jnp.zeros(x.shape[1], dt), jnp.zeros((), dt))
+  return y.astype(dt), s.astype(dt), init
+
+
 def fit(
   x: jax.Array,
   y: jax.Array,
@@ -127,9 +135,7 @@ def fit(
     (w [d], b []) in x's dtype.
   """
   dt = x.dtype
-  y, s = y.astype(dt), s.astype(dt)
-  if init is None:
-    init = (jnp.zeros(x.shape[1], dt), jnp.zeros((), dt))
+  y, s, init = _cast_and_start(x, y, s, init)
   sizes = jnp.concatenate([0.5 ** jnp.arange(ladder, dtype=dt), jnp.zeros(1, dt)])
 
   xh_dt = x if hessian_dtype is None else x.astype(hessian_dtype)
@@ -270,9 +276,7 @@ def fit_cg(
     (w [d], b []) in x's dtype.
   """
   dt = x.dtype
-  y, s = y.astype(dt), s.astype(dt)
-  if init is None:
-    init = (jnp.zeros(x.shape[1], dt), jnp.zeros((), dt))
+  y, s, init = _cast_and_start(x, y, s, init)
 
   def obj(w, z):
     return 0.5 * jnp.sum(w ** 2) + c * jnp.sum(s * (jnp.logaddexp(0.0, z) - y * z))
