@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from jaxlab.core.errors import ConfigError
 from jaxlab.models import decoder_ops as ops
+from jaxlab.models import decoder_sharding as shd
 from jaxlab.models.decoder_config import DecoderConfig, smollm2_135m, tiny_llama
 
 __all__ = ["DecoderConfig", "Capture", "Intervention", "Cache", "Decoder", "apply", "extend",
@@ -211,6 +212,7 @@ def _layer(cfg, lp, iv, x, ctx, names, sel):
   q, k, v = proj("wq", "bq"), proj("wk", "bk"), proj("wv", "bv")
   if cfg.pos == "rope":
     q, k = ops.apply_rope(q, *ctx["rope"]), ops.apply_rope(k, *ctx["rope"])
+  q, k, v = shd.constrain(q, "q"), shd.constrain(k, "kv"), shd.constrain(v, "kv")
   acts.update(q=q, k=k, v=v)
   if "cache_k" in lp:  # cached slots and new tokens as two segments of one softmax
     ck, cv = lp["cache_k"], lp["cache_v"]
@@ -226,7 +228,7 @@ def _layer(cfg, lp, iv, x, ctx, names, sel):
     z, p = ops.attention(q, [(k, v, ctx["allowed"])], cfg.group)
     new_kv = (k, v) if ctx.get("emit_kv") else ()
   acts["pattern"] = p
-  z = _intervene_z(z, iv, pos)
+  z = shd.constrain(_intervene_z(z, iv, pos), "z")
   acts["z"] = z
   wo = lp["wo"].astype(dt)
   if "head_out" in names:
@@ -244,7 +246,7 @@ def _layer(cfg, lp, iv, x, ctx, names, sel):
     m_out = _put(m_out, iv["mlp_out_mask"].astype(bool), iv["mlp_out_value"], pos, 1)
   acts["mlp_out"] = m_out
   out = {n: sel(acts[n], axis=2 if n == "pattern" else 1) for n in names}
-  return x + m_out, out, new_kv
+  return shd.constrain(x + m_out, "resid"), out, new_kv
 
 
 def _intervene_z(z, iv, pos):
@@ -275,13 +277,14 @@ def _embed(cfg, params, ids, pos, intervene, posmask, dt):
     x = x + jnp.take(params["pos_embed"], pos, axis=0).astype(dt)
   if intervene is not None and intervene.embed_value is not None:
     x = _put(x, jnp.asarray(True), intervene.embed_value, posmask, 1)
-  return x
+  return shd.constrain(x, "resid")
 
 
 def _unembed(cfg, params, x):
   h = ops.norm(cfg, x, params["final_norm_scale"], params.get("final_norm_bias"))
   w = params["embed"].T if cfg.tie_embeddings else params["unembed"]
-  return jnp.einsum("...m,mv->...v", h.astype(jnp.float32), w.astype(jnp.float32))
+  logits = jnp.einsum("...m,mv->...v", h.astype(jnp.float32), w.astype(jnp.float32))
+  return shd.constrain(logits, "logits")
 
 
 def final_logits(cfg: DecoderConfig, params: dict, resid: jax.Array) -> jax.Array:
@@ -339,11 +342,25 @@ def _run(cfg, params, ids, mask, *, capture, intervene, capture_pos, start, stop
     x, out, new_kv = _layer(cfg, lp, iv, x, ctx, names, sel)
     return x, (out, new_kv)
 
+  body = _remat(cfg, body)
   x, (acts, new_kv) = jax.lax.scan(body, x, (layers, _per_layer(intervene, start, stop)))
   if capture.resid_final:
     acts["resid_final"] = sel(x)
   out = x if stop < cfg.n_layers else _unembed(cfg, params, x)
   return out, acts, new_kv
+
+
+_REMAT_POLICIES = {
+  "full": None,  # save nothing per layer: recompute the whole block in the backward pass
+  "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,  # keep the matmuls
+}
+
+
+def _remat(cfg: DecoderConfig, body):
+  """The scanned layer body, rematerialised per `cfg.remat` ("none" | "full" | "dots")."""
+  if cfg.remat == "none":
+    return body
+  return jax.checkpoint(body, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
 
 
 def apply(cfg: DecoderConfig, params: dict, ids: jax.Array, mask: jax.Array, *,
@@ -401,8 +418,9 @@ def prefill(cfg: DecoderConfig, params: dict, ids: jax.Array, mask: jax.Array, m
                               emit_kv=True)
   empty = init_cache(cfg, b, max_len)
   put = lambda c, x: jax.lax.dynamic_update_slice(c, x.astype(c.dtype), (0,) * c.ndim)
-  cache = Cache(put(empty.k, k), put(empty.v, v), put(empty.mask, mask),
-                jnp.asarray(t, jnp.int32))
+  fields = shd.constrain_cache({"k": put(empty.k, k), "v": put(empty.v, v),
+                                "mask": put(empty.mask, mask)})
+  cache = Cache(**fields, index=jnp.asarray(t, jnp.int32))
   return logits, acts, cache
 
 
@@ -435,7 +453,8 @@ def extend(cfg: DecoderConfig, params: dict, ids: jax.Array, mask: jax.Array, ca
   logits, acts, (k, v) = _run(cfg, params, ids, mask, capture=capture, intervene=intervene,
                               capture_pos=capture_pos, start=0, stop=None, resid=None,
                               allowed=(allowed, allowed_cache), pos=pos, cache=cache)
-  return logits, acts, Cache(k, v, new_mask, cache.index + t)
+  fields = shd.constrain_cache({"k": k, "v": v, "mask": new_mask})
+  return logits, acts, Cache(**fields, index=cache.index + t)
 
 
 jit_apply = jax.jit(apply, static_argnums=0, static_argnames=("capture", "start_layer",

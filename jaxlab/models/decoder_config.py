@@ -36,6 +36,7 @@ class DecoderConfig:
   tie_embeddings: bool = True
   param_dtype: str = "float32"
   compute_dtype: str = "float32"
+  remat: str = "none"
   bos_id: int | None = None
   pad_id: int | None = None
   eos_ids: tuple[int, ...] = ()
@@ -52,6 +53,8 @@ class DecoderConfig:
        f"param_dtype={self.param_dtype!r}; use float32, bfloat16 or float16"),
       (self.compute_dtype in ("float32", "bfloat16", "float16"),
        f"compute_dtype={self.compute_dtype!r}; use float32, bfloat16 or float16"),
+      (self.remat in ("none", "full", "dots"),
+       f"remat={self.remat!r}; use 'none', 'full' (recompute each layer) or 'dots' (keep matmuls)"),
       (self.pos != "rope" or self.head_dim % 2 == 0,
        f"RoPE needs an even d_head, got {self.head_dim}"),
     ]

@@ -17,6 +17,7 @@ import optax
 from jaxlab.core.errors import ConfigError, NonFiniteError
 from jaxlab.core.state import TrainState
 from jaxlab.models import decoder as dec
+from jaxlab.models import decoder_mesh
 from jaxlab.tuning import lora as lora_lib
 from jaxlab.tuning import transform
 
@@ -64,6 +65,7 @@ def make_step(cfg: dec.DecoderConfig, tx: optax.GradientTransformation, *,
 
   def loss_fn(trainable, base, batch):
     params = trainable if base is None else lora_lib.lora_merge(base, trainable, scale=lora_scale)
+    params = decoder_mesh.constrain_params(cfg, params)  # the rules table, under jax.set_mesh
     logits, _ = dec.apply(cfg, params, batch["ids"], batch["mask"])
     return next_token_loss(logits, batch["ids"], batch["loss_mask"])
 
