@@ -20,6 +20,12 @@ EXPERIMENTS: dict[str, str] = {
   "fedimpro-fmnist": "experiments.fedimpro.fmnist",
   "fedimpro-fmnist-quick": "experiments.fedimpro.fmnist_quick",
   "fedimpro-cifar10": "experiments.fedimpro.cifar10",
+  # Twin-sight (issue 18)
+  "twin-sight-fmnist": "experiments.twin_sight.fmnist",
+  "twin-sight-fmnist-pd": "experiments.twin_sight.fmnist_pd",
+  "twin-sight-fmnist-quick": "experiments.twin_sight.fmnist_quick",
+  "twin-sight-fmnist-ablations": "experiments.twin_sight.fmnist_ablations",
+  "twin-sight-cifar10": "experiments.twin_sight.cifar10",
   # LLM heads (issues 6, 7)
   "arith-heads-smollm2": "experiments.arith_heads.smollm2",
   "arith-heads-smollm2-quick": "experiments.arith_heads.smollm2_quick",
@@ -49,6 +55,7 @@ QUICK: dict[str, bool] = {
   "mnist-cnn": True,
   "fed-baselines-mnist-quick": False,
   "fedimpro-fmnist-quick": False,
+  "twin-sight-fmnist-quick": False,
   "arith-heads-smollm2-quick": False,
   "spt-smollm2-quick": False,
   "dqs-4photon": False,
