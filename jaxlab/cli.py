@@ -73,9 +73,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
   return 0
 
 
+def _compile_cache() -> str:
+  """Persistent XLA compilation cache for `jaxlab generate`, so a repeat call skips compiling.
+
+  Directory: $JAX_COMPILATION_CACHE_DIR, else $JAXLAB_COMPILE_CACHE, else
+  ~/.cache/jaxlab/jax-compile.
+  """
+  import jax
+
+  path = (os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.environ.get("JAXLAB_COMPILE_CACHE")
+          or os.path.join(os.path.expanduser("~"), ".cache", "jaxlab", "jax-compile"))
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  return path
+
+
 def _cmd_generate(argv: list[str]) -> int:
   from jaxlab.models import generate
 
+  _compile_cache()
   return generate.cli_main(argv)
 
 

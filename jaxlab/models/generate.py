@@ -115,7 +115,11 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--temperature", type=float, default=0.0)
   p.add_argument("--top-p", type=float, default=1.0)
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--dtype", default=None, help="parameter dtype (float32 or bfloat16)")
+  p.add_argument("--dtype", default=None,
+                 help="parameter and compute dtype (float32 or bfloat16; softmax, norms and "
+                      "logits stay float32, the KV cache uses the compute dtype)")
+  p.add_argument("--compute-dtype", default=None,
+                 help="override the compute dtype alone (e.g. float32 params, bfloat16 compute)")
   return p
 
 
@@ -127,11 +131,15 @@ def cli_main(argv: list[str]) -> int:
 
     t0 = time.perf_counter()
     cfg, params, tok = load_model(args.model, args.dtype)
+    compute = args.compute_dtype or args.dtype
+    if compute:
+      cfg = cfg.replace(compute_dtype=compute)
     if tok is None:
       raise ConfigError(f"{args.model} has no tokenizer.json; generation needs a tokenizer.")
     chat = tok.chat_template is not None if args.chat is None else args.chat
     texts = [_render(tok, p, chat, args.system) for p in args.prompt]
-    ids, mask = tok.batch(texts)
+    # a rendered chat template already holds BOS (as HF apply_chat_template): add none
+    ids, mask = tok.batch(texts, special=not chat)
     t1 = time.perf_counter()
     gen = generate(cfg, params, ids, mask, max_new_tokens=args.max_new_tokens,
                    key=jax.random.key(args.seed), temperature=args.temperature,

@@ -22,15 +22,18 @@ class Tokenizer:
     bos_id, pad_id: special ids (pad falls back to the first eos id, then 0).
     eos_ids: tuple of stop ids.
     chat_template: the model's Jinja chat template, or None.
-    add_bos: whether `encode` prepends `bos_id`.
+    add_bos: whether `encode` prepends `bos_id` (tokenizers without a post-processor).
+    post_process: whether `encode` runs the tokenizer's own post-processor, which adds BOS
+      and other special tokens exactly as `AutoTokenizer` does (tokenizer.json files).
   """
 
   def __init__(self, tk: tokenizers.Tokenizer, *, bos_id: int | None = None,
                eos_ids: Sequence[int] = (), pad_id: int | None = None,
-               chat_template: str | None = None, add_bos: bool = False):
+               chat_template: str | None = None, add_bos: bool = False,
+               post_process: bool = False):
     self.tk, self.bos_id, self.eos_ids = tk, bos_id, tuple(eos_ids)
     self.pad_id = pad_id if pad_id is not None else (self.eos_ids[0] if self.eos_ids else 0)
-    self.chat_template, self.add_bos = chat_template, add_bos
+    self.chat_template, self.add_bos, self.post_process = chat_template, add_bos, post_process
     self.tk.no_padding()
     self.tk.no_truncation()
 
@@ -38,8 +41,16 @@ class Tokenizer:
   def vocab_size(self) -> int:
     return self.tk.get_vocab_size(with_added_tokens=True)
 
-  def encode(self, text: str) -> list[int]:
-    """Token ids of `text` (special tokens written in the text are recognised)."""
+  def encode(self, text: str, special: bool = True) -> list[int]:
+    """Token ids of `text` (special tokens written in the text are recognised).
+
+    `special=True` adds BOS etc. as the tokenizer's post-processor (or GGUF add_bos) says,
+    like `AutoTokenizer(text)`; use False for text that already holds them (chat templates).
+    """
+    if not special:
+      return self.tk.encode(text, add_special_tokens=False).ids
+    if self.post_process:
+      return self.tk.encode(text, add_special_tokens=True).ids
     ids = self.tk.encode(text, add_special_tokens=False).ids
     return ([self.bos_id] + ids) if self.add_bos and self.bos_id is not None else ids
 
@@ -51,17 +62,19 @@ class Tokenizer:
     """Token strings of `text` (for inspection)."""
     return self.tk.encode(text, add_special_tokens=False).tokens
 
-  def batch(self, texts: Sequence[str], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  def batch(self, texts: Sequence[str], length: int | None = None,
+            special: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Left-padded batch.
 
     Args:
       texts: b strings.
       length: pad to this many tokens (default: the longest); longer texts raise.
+      special: add special tokens as `encode` does.
 
     Returns:
       ids [b, t] int32 and mask [b, t] int32 (1 = real token).
     """
-    return pad_left([self.encode(t) for t in texts], self.pad_id, length)
+    return pad_left([self.encode(t, special) for t in texts], self.pad_id, length)
 
   def chat(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
     """Render `[{"role", "content"}, ...]` with the model's chat template."""
@@ -100,7 +113,8 @@ class Tokenizer:
     eos = tuple(eos) if isinstance(eos, list) else (() if eos is None else (eos,))
     return cls(tk, bos_id=tid(conf.get("bos_token")), eos_ids=eos,
                pad_id=tid(conf.get("pad_token")), chat_template=tpl,
-               add_bos=bool(conf.get("add_bos_token", False)))
+               add_bos=bool(conf.get("add_bos_token", False)),
+               post_process=tk.post_processor is not None)
 
   @classmethod
   def from_gguf(cls, meta: dict) -> "Tokenizer":
@@ -111,9 +125,7 @@ class Tokenizer:
     toks = meta["tokenizer.ggml.tokens"]
     merges = [tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
     tk = tokenizers.Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(toks)}, merges=merges))
-    tk.pre_tokenizer = pre_tokenizers.Sequence([
-      pre_tokenizers.Digits(individual_digits=True),
-      pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tk.pre_tokenizer = gguf_pre_tokenizer(meta.get("tokenizer.ggml.pre"))
     tk.decoder = decoders.ByteLevel()
     types = meta.get("tokenizer.ggml.token_type", [1] * len(toks))
     tk.add_special_tokens([tokenizers.AddedToken(toks[i], special=True, normalized=False)
@@ -124,6 +136,41 @@ class Tokenizer:
                pad_id=meta.get("tokenizer.ggml.padding_token_id"),
                chat_template=meta.get("tokenizer.chat_template"),
                add_bos=bool(meta.get("tokenizer.ggml.add_bos_token", False)))
+
+
+_LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?"
+                 r"[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?"
+                r"[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def _split_then_bytes(pattern: str):
+  return pre_tokenizers.Sequence([
+    pre_tokenizers.Split(tokenizers.Regex(pattern), behavior="isolated", invert=False),
+    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+
+
+def gguf_pre_tokenizer(name: str | None):
+  """The HF pre-tokenizer for a GGUF `tokenizer.ggml.pre` value (llama.cpp's names).
+
+  Raises:
+    ConfigError: for a pre-tokenizer jaxlab does not reproduce.
+  """
+  byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+  table = {
+    None: lambda: byte_level, "default": lambda: byte_level, "gpt-2": lambda: byte_level,
+    "gpt2": lambda: byte_level,
+    "smollm": lambda: pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                               byte_level]),
+    "llama-bpe": lambda: _split_then_bytes(_LLAMA3_SPLIT),
+    "llama3": lambda: _split_then_bytes(_LLAMA3_SPLIT),
+    "qwen2": lambda: _split_then_bytes(_QWEN2_SPLIT),
+  }
+  if name not in table:
+    known = ", ".join(sorted(k for k in table if k))
+    raise ConfigError(f"GGUF pre-tokenizer tokenizer.ggml.pre={name!r} is not supported; "
+                      f"supported: {known}. Load the model's HF tokenizer.json instead.")
+  return table[name]()
 
 
 def pad_left(seqs: Sequence[Sequence[int]], pad_id: int,
