@@ -107,3 +107,39 @@ def test_cli_generates_from_an_hf_directory(tmp_path, capsys):
   out = capsys.readouterr().out
   assert rc == 0 and out.count("###") == 2
   assert cli_main(["--model", str(tmp_path / "nope"), "--prompt", "x"]) == 2
+
+
+def test_cli_generate_reuses_the_persistent_compilation_cache(tmp_path):
+  """`jaxlab generate` twice: the second call adds no compiled entries (nothing recompiled)."""
+  import os
+  import subprocess
+  import sys
+
+  from jaxlab.models.loaders import export
+
+  cfg = decoder.DecoderConfig(vocab_size=97, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2,
+                              d_ff=48, max_positions=64, tie_embeddings=False)
+  from safetensors.numpy import save_file
+
+  model = tmp_path / "model"
+  model.mkdir()
+  save_file(export.hf_llama_tensors(cfg, decoder.init_params(cfg, jax.random.key(0))),
+            str(model / "model.safetensors"))
+  conf = dict(model_type="llama", vocab_size=97, hidden_size=32, intermediate_size=48,
+              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+              max_position_embeddings=64, rms_norm_eps=1e-5, tie_word_embeddings=False)
+  (model / "config.json").write_text(json.dumps(conf))
+  _write_word_tokenizer(model, 97)
+  cache = tmp_path / "cache"
+  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache))
+  cmd = [sys.executable, "-c", "import sys; from jaxlab.cli import main; sys.exit(main())",
+         "generate", "--model", str(model), "--prompt", "w5 w6", "--max-new-tokens", "3",
+         "--no-chat"]
+  counts, outs = [], []
+  for _ in range(2):
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    outs.append(run.stdout)
+    counts.append(sum(len(files) for _, _, files in os.walk(cache)))
+  assert counts[0] > 0 and counts[1] == counts[0]
+  assert outs[0] == outs[1]
