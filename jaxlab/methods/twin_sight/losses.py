@@ -9,8 +9,13 @@ import optax
 
 
 def l2_normalise(z: jax.Array, eps: float = 1e-12) -> jax.Array:
-  """Rows of ``z`` [B, d] scaled to unit L2 norm (PyTorch ``F.normalize``)."""
-  return z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), eps)
+  """Rows of ``z`` [B, d] scaled to unit L2 norm (PyTorch ``F.normalize``).
+
+  ``sqrt(max(|z|^2, eps^2))`` has the value of ``max(|z|, eps)`` and a zero (not NaN)
+  gradient at an all-zero row (e.g. a dead ReLU feature vector).
+  """
+  sq = jnp.sum(jnp.square(z), axis=-1, keepdims=True)
+  return z / jnp.sqrt(jnp.maximum(sq, eps * eps))
 
 
 def np_normaliser(batch: int, xor: jax.typing.ArrayLike) -> jax.Array:
@@ -44,7 +49,7 @@ def nt_xent(p1: jax.Array, p2: jax.Array, tau: float = 0.07) -> jax.Array:
   b = p1.shape[0]
   z = l2_normalise(jnp.concatenate([p1, p2]))
   logits = z @ z.T / tau
-  logits = jnp.where(jnp.eye(2 * b, dtype=bool), -jnp.inf, logits)   # self excluded
+  logits = jnp.where(jnp.eye(2 * b, dtype=bool), -1e9, logits)   # self excluded
   pos = jnp.concatenate([jnp.arange(b, 2 * b), jnp.arange(b)])
   return optax.softmax_cross_entropy_with_integer_labels(logits, pos).mean()
 

@@ -66,9 +66,9 @@ class StudyConfig:
   alpha: float = 0.1
   unlabeled_fraction: float = 0.6
   labeled_fraction: float = 0.05
-  methods: tuple = METHODS
-  ablations: tuple = ()
-  seeds: tuple = (0, 1, 2)
+  methods: tuple[str, ...] = METHODS
+  ablations: tuple[str, ...] = ()
+  seeds: tuple[int, ...] = (0, 1, 2)
   rounds: int = 500
   batch_size: int = 64
   local_epochs: int = 1
