@@ -105,16 +105,21 @@ def _reader(path: str) -> common.TensorReader:
   r = common.TensorReader(wmap, lambda name: handle(name).get_tensor(name), path,
                           ignore=_BUFFERS)
 
+  blocks: dict = {}
+
   def read_slice(name, shape, idx):
-    """Only the block `idx` of tensor `name` (checked to have `shape`) is read from disk."""
+    """Only the rows of block `idx` of tensor `name` (checked to have `shape`) are read."""
     if name not in wmap:
       raise CheckpointError(f"{path}: missing tensor {name!r} (expected shape {list(shape)}).")
-    sl = handle(name).get_slice(name)
-    if tuple(sl.get_shape()) != tuple(shape):
-      raise CheckpointError(f"{path}: tensor {name!r} has shape {list(sl.get_shape())}, "
+    shard = wmap[name]
+    if shard not in blocks:
+      blocks[shard] = sharded.SafetensorsBlocks(os.path.join(path, shard))
+    got = blocks[shard].shape(name)
+    if got != tuple(shape):
+      raise CheckpointError(f"{path}: tensor {name!r} has shape {list(got)}, "
                             f"expected {list(shape)} from the config.")
     r.used.add(name)
-    return sl[idx if len(idx) > 1 else idx[0]]
+    return blocks[shard].block(name, tuple(idx))
 
   r.read_slice = read_slice
   return r

@@ -8,6 +8,8 @@ blocks of its own devices. The HF [out, in] -> spec a.2 layout maps index ranges
 a head range ``h0:h1`` of ``wq [D, H, d]`` is rows ``h0*d:h1*d`` of ``q_proj.weight``.
 """
 
+import json
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -85,7 +87,13 @@ def stacked(n_layers: int, per_layer: Callable[[int], Callable], shape: tuple[in
 
   def block(idx):
     l0, l1 = _bounds(idx[0], n_layers)
-    return np.stack([per_layer(i)(tuple(idx[1:])) for i in range(l0, l1)])
+    out = None
+    for i in range(l0, l1):  # filled in place: one layer's block is the only temporary
+      b = per_layer(i)(tuple(idx[1:]))
+      if out is None:
+        out = np.empty((l1 - l0,) + b.shape, b.dtype)
+      out[i - l0] = b
+    return out
 
   return Leaf((n_layers,) + tuple(shape), block)
 
@@ -138,6 +146,54 @@ def place(leaves: dict, shardings: dict, dtype: str) -> dict:
 
   def one(leaf: Leaf, sharding):
     return jax.make_array_from_callback(
-      leaf.shape, sharding, lambda idx: np.ascontiguousarray(leaf.block(idx).astype(dt)))
+      leaf.shape, sharding,
+      lambda idx: np.ascontiguousarray(leaf.block(idx).astype(dt, copy=False)))
 
   return jax.tree.map(one, leaves, shardings, is_leaf=lambda x: isinstance(x, Leaf))
+
+
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
+              "BF16": ml_dtypes.bfloat16, "I64": np.int64, "I32": np.int32, "I16": np.int16,
+              "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+class SafetensorsBlocks:
+  """Reads row ranges of tensors in one .safetensors file with `os.pread` (no mmap).
+
+  `safe_open` memory-maps the file, and every page a slice touches then counts in the
+  process's resident memory until the map closes; plain reads leave only the block itself.
+  """
+
+  def __init__(self, path: str):
+    self.path = path
+    with open(path, "rb") as f:
+      n = int.from_bytes(f.read(8), "little")
+      header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    self.base, self.header = 8 + n, header
+
+  def shape(self, name: str) -> tuple[int, ...]:
+    return tuple(self.header[name]["shape"])
+
+  def block(self, name: str, idx: tuple[slice, ...]) -> np.ndarray:
+    """``tensor[idx]``: reads only the rows ``idx[0]`` selects (all columns), then slices."""
+    info = self.header[name]
+    dt, shape = np.dtype(_ST_DTYPES[info["dtype"]]), tuple(info["shape"])
+    start = self.base + info["data_offsets"][0]
+    if not shape:
+      rows, r0 = 1, 0
+    else:
+      r0, r1 = _bounds(idx[0], shape[0])
+      rows = r1 - r0
+    row_bytes = dt.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+    fd = os.open(self.path, os.O_RDONLY)
+    try:
+      buf = os.pread(fd, rows * row_bytes, start + r0 * row_bytes)
+    finally:
+      os.close(fd)
+    arr = np.frombuffer(buf, dt).reshape((rows,) + shape[1:]) if shape else \
+      np.frombuffer(buf, dt).reshape(())
+    if not shape:
+      return arr
+    # a copy, so a column block does not keep the whole row buffer alive while layers stack
+    return np.array(arr[(slice(None),) + tuple(idx[1:])])

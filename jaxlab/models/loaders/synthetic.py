@@ -15,7 +15,7 @@ from jaxlab.models.decoder_config import DecoderConfig
 
 
 def llama_1b() -> DecoderConfig:
-  """A Llama-shaped config of about 1.1B parameters (D 2048, 18 layers, 16/8 heads, untied)."""
+  """A Llama-shaped config of 0.98B parameters (D 2048, 18 layers, 16/8 heads, untied)."""
   return DecoderConfig(vocab_size=32000, d_model=2048, n_layers=18, n_heads=16, n_kv_heads=8,
                        d_ff=5632, max_positions=2048, tie_embeddings=False, rope_theta=10000.0)
 
