@@ -30,7 +30,8 @@ def get_config(smoke: bool = False) -> common.Config:
                        settings=("0.1/10/5", "0.05/10/5", "0.1/100/10"), seeds=(0, 1, 2),
                        rounds=1000, batch_size=128, learning_rate=0.1, momentum=0.0,
                        weight_decay=1e-4, fedimpro=FedImproConfig(fake_weight_max_epochs=500.0),
-                       eval_every=5, checkpoint_every=10, step_bucket="mult:8")
+                       eval_every=5, checkpoint_every=10, step_bucket="mult:8",
+                       probe_size=500)  # D = 32768: the error probe on 500 rows
 
 
 def run(config: common.Config, out_dir: pathlib.Path) -> dict:

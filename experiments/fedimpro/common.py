@@ -5,7 +5,10 @@ vmapped program (``jaxlab.federated.sweep.Sweep``; each seed has its own Dirichl
 partition and class counts, init and batch order; client sampling is round-seeded as in
 the reference). Ablations (split
 depth, upload noise sigma) run at the first setting; the noise sigmas are swept
-inside the same vmap (seeds x sigmas).
+inside the same vmap (seeds x sigmas). ``variants`` adds FedImpro runs with other
+estimators (``VARIANTS``) at every setting, and every FedImpro run logs per round how far
+the global feature estimate is from the true class statistics of the global model's
+features on (up to ``probe_size`` rows of) the training set.
 """
 
 import dataclasses
@@ -28,7 +31,19 @@ from jaxlab.federated.eval import make_evaluate, pad_eval
 from jaxlab.federated.types import Model
 from jaxlab.methods import fedimpro
 from jaxlab.methods.fedimpro import FedImproConfig
+from jaxlab.methods.fedimpro.diagnostics import estimate_error
 from jaxlab.federated.sweep import Sweep
+
+# Named FedImpro variants (overrides of Config.fedimpro), run beside the default.
+VARIANTS = {
+  "as_coded": {"estimator": "as_coded"},
+  "as_coded_noclip": {"estimator": "as_coded", "sigma_clip": None},
+  "count_ema_noclip": {"estimator": "count_ema", "sigma_clip": None},
+  "last_batch": {"estimator": "last_batch"},
+  "faithful": {"estimator": "running", "sigma_clip": None,
+               "server_estimate": "selected_label_size"},
+}
+_EST_KEYS = ("est_rel_mean_err", "est_sigma_ratio", "est_sigma", "true_std")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -52,6 +67,10 @@ class Config:
       that setting (the paper's Table 2 definition).
     ablation_splits: extra split depths for FedImpro at the first setting.
     ablation_sigmas: upload-noise sigmas for FedImpro at the first setting.
+    variants: extra FedImpro runs at every setting, names of ``VARIANTS`` (e.g.
+      ``as_coded``, ``faithful``); their tags are ``<setting>_fedimpro_<name>``.
+    probe_size: training rows (a fixed random subset) on which the estimator error is
+      measured at every evaluation; 0 = off.
     eval_every: evaluate every this many rounds.
     checkpoint_every: orbax checkpoint every this many rounds (0 = never).
     step_bucket: the engine's scan-length bucketing.
@@ -78,6 +97,8 @@ class Config:
   target: float = 0.0
   ablation_splits: tuple[int, ...] = ()
   ablation_sigmas: tuple[float, ...] = ()
+  variants: tuple[str, ...] = ()
+  probe_size: int = 2000
   eval_every: int = 1
   checkpoint_every: int = 25
   step_bucket: str = "mult:8"
@@ -92,6 +113,27 @@ def parse_setting(text: str) -> tuple[float, int, int]:
   if not (alpha > 0 and 1 <= s <= k):
     raise ConfigError(f"setting {text!r}: need alpha > 0 and 1 <= S <= K")
   return alpha, k, s
+
+
+def variant_config(base: FedImproConfig, name: str) -> FedImproConfig:
+  """``base`` with the overrides of ``VARIANTS[name]``."""
+  if name not in VARIANTS:
+    raise ConfigError(f"variant {name!r} is unknown; use one of {', '.join(VARIANTS)}")
+  over = dict(VARIANTS[name])
+  if over.get("estimator") != "last_batch":
+    over["quirk_last_batch_estimator"] = False
+  return dataclasses.replace(base, **over)
+
+
+def paired_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+  """Mean and 95% t half-width of the per-seed differences ``a - b`` (paired seeds)."""
+  from scipy import stats
+
+  d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+  if len(d) < 2:
+    return float(d.mean()), float("nan")
+  half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+  return float(d.mean()), float(half)
 
 
 def _module(cfg: Config, num_classes: int):
@@ -111,9 +153,11 @@ class Run:
   """One (setting, method) sweep over seeds (and sigmas), resumable."""
 
   def __init__(self, cfg: Config, ds: data_lib.Arrays, setting: str, method: str,
-               split_after: int, sigmas: tuple[float, ...] = (0.0,)):
+               split_after: int, sigmas: tuple[float, ...] = (0.0,),
+               fi_config: FedImproConfig | None = None):
     alpha, k, s = parse_setting(setting)
     self.cfg, self.k, self.s, self.method = cfg, k, s, method
+    self.probe = None
     c = ds.num_classes
     self.parts = [partition.hetero(ds.y_train, k, alpha, seed=seed) for seed in cfg.seeds]
     module = _module(cfg, c)
@@ -124,9 +168,11 @@ class Run:
       alg = algorithms.fedavg(self.model, tx, num_clients=k)
     else:
       fi = fedimpro.make(module, split_after=split_after, sample_x=sample_x, client_tx=tx,
-                         config=cfg.fedimpro, num_clients=k, num_classes=c,
+                         config=fi_config or cfg.fedimpro, num_clients=k, num_classes=c,
                          batch_size=cfg.batch_size, local_epochs=cfg.local_epochs)
       self.model, alg = fi.model, fi.algorithm
+      if cfg.probe_size:
+        self.probe = _make_probe(fi.split, ds, cfg.probe_size)
     # Runs: seeds x sigmas (row-major); a seed's partition and key repeat over sigmas.
     self.labels = [(seed, sig) for seed in cfg.seeds for sig in sigmas]
     which = [cfg.seeds.index(seed) for seed, _ in self.labels]
@@ -162,6 +208,11 @@ class Run:
         a = np.asarray(self.evaluate(sims.server.params, sims.server.model_state))
         acc.append([r + 1, *a.tolist()])
         row.update(acc_mean=float(a.mean()), acc=a.tolist())
+        if self.probe is not None:
+          e = jax.device_get(self.probe(sims.server.params, sims.server.model_state,
+                                        sims.server.ext["stats"]))
+          row.update({k: float(np.mean(e[k])) for k in _EST_KEYS})
+          row.update({f"{k}_runs": np.asarray(e[k]).tolist() for k in _EST_KEYS})
       m = jax.device_get(m)
       loss = np.asarray(m["loss"])
       if not np.all(np.isfinite(loss)):
@@ -173,10 +224,37 @@ class Run:
     return np.asarray(acc, np.float64)  # [evals, 1 + R]
 
 
+def _make_probe(split, ds: data_lib.Arrays, size: int):
+  """``(params, model_state, stats) [R] -> estimate_error`` on a fixed training subset."""
+  idx = np.sort(np.random.RandomState(0).permutation(len(ds.y_train))[:size])
+  x = ds.preprocess(jnp.asarray(ds.x_train[idx]))
+  y = jnp.asarray(ds.y_train[idx])
+
+  def one(params, model_state, stats):
+    h, _ = split.low(params, model_state, x, False)
+    return estimate_error(stats, h, y, ds.num_classes)
+
+  return jax.jit(jax.vmap(one))
+
+
+def estimator_trace(writer: MetricsWriter, tag: str, at: tuple[int, ...] = (5, 10, 20)):
+  """The estimator-error metrics of run ``tag`` at the given rounds and the last one."""
+  rows = [r for r in writer.rows() if r.get("run") == tag and "est_rel_mean_err" in r]
+  if not rows:
+    return {}
+  want = [r for r in rows if r["round"] in at] + [rows[-1]]
+  return {str(r["round"]): {k: r[k] for k in _EST_KEYS} for r in want}
+
+
 def _drop_rows(writer: MetricsWriter, tag: str, start: int) -> None:
   """Drops this run's metric rows logged after round ``start`` (resume)."""
   rows = [r for r in writer.rows() if not (r.get("run") == tag and r.get("round", 0) > start)]
   writer.path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def _best(acc: np.ndarray) -> np.ndarray:
+  """Per-run best accuracy [R] of an ``[evals, 1 + R]`` curve."""
+  return acc[:, 1:].max(0)
 
 
 def summarize(acc: np.ndarray, target: float) -> dict[str, Any]:
@@ -194,15 +272,19 @@ def summarize(acc: np.ndarray, target: float) -> dict[str, Any]:
 
 def run(cfg: Config, out_dir: pathlib.Path) -> dict:
   out_dir = pathlib.Path(out_dir)
+  for v in cfg.variants:  # fail before any training on an unknown name
+    variant_config(cfg.fedimpro, v)
   ds = data_lib.load(cfg.dataset, cfg.train_size, cfg.test_size, seed=0)
   writer = MetricsWriter(out_dir)
   result: dict[str, Any] = {"settings": {}, "ablations": {}}
   offset, curves = 0, {}
   for setting in cfg.settings:
     res, sub = {}, {}
-    for method in ("fedavg", "fedimpro"):
+    for method in ("fedavg", "fedimpro", *(f"fedimpro_{v}" for v in cfg.variants)):
       tag = f"{setting.replace('/', '_')}_{method}"
-      acc = Run(cfg, ds, setting, method, cfg.split_after).train(out_dir, tag, writer, offset)
+      fic = variant_config(cfg.fedimpro, method[9:]) if method.startswith("fedimpro_") else None
+      acc = Run(cfg, ds, setting, "fedavg" if method == "fedavg" else "fedimpro",
+                cfg.split_after, fi_config=fic).train(out_dir, tag, writer, offset)
       offset += cfg.rounds + 1
       curves[(setting, method)] = acc
     # The paper's Table 2 target: FedAvg's best (here: of the seed-mean curve).
@@ -211,6 +293,19 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
       sub[method] = summarize(curves[(setting, method)], target)
     res = {**sub, "target": target,
            "gain_best": sub["fedimpro"]["best_mean"] - sub["fedavg"]["best_mean"]}
+    res["gain_ci"] = paired_ci(_best(curves[(setting, "fedimpro")]),
+                               _best(curves[(setting, "fedavg")]))
+    tag0 = setting.replace('/', '_')
+    res["estimator_error"] = {"fedimpro": estimator_trace(writer, f"{tag0}_fedimpro")}
+    res["variants"] = {}
+    for v in cfg.variants:
+      cv = curves[(setting, f"fedimpro_{v}")]
+      res["variants"][v] = {
+        **summarize(cv, target),
+        "gain_ci": paired_ci(_best(cv), _best(curves[(setting, "fedavg")])),
+        "vs_fedimpro_ci": paired_ci(_best(cv), _best(curves[(setting, "fedimpro")])),
+      }
+      res["estimator_error"][v] = estimator_trace(writer, f"{tag0}_fedimpro_{v}")
     result["settings"][setting] = res
     _plot(out_dir, setting, {m: curves[(setting, m)] for m in ("fedavg", "fedimpro")})
   first = cfg.settings[0]
@@ -260,6 +355,21 @@ def report(result: dict, title: str) -> str:
                f"{100 * fi['best_mean']:.2f} ± {100 * fi['best_std']:.2f} | "
                f"{100 * r['gain_best']:+.2f} | {fa['rounds_to_target']} / "
                f"{fi['rounds_to_target']} |")
+  for s, r in result["settings"].items():
+    for v, rv in r.get("variants", {}).items():
+      g, h = rv["gain_ci"]
+      d, hd = rv["vs_fedimpro_ci"]
+      out.append(f"| {s} FedImpro[{v}] | | {100 * rv['best_mean']:.2f} ± "
+                 f"{100 * rv['best_std']:.2f} | {100 * g:+.2f} ± {100 * h:.2f} (95% CI); "
+                 f"vs default {100 * d:+.2f} ± {100 * hd:.2f} | {rv['rounds_to_target']} |")
+  for s, r in result["settings"].items():
+    for v, tr in r.get("estimator_error", {}).items():
+      if tr:
+        out.append("")
+        out.append(f"Estimator error {s} {v}: " + "; ".join(
+          f"r{k}: rel mean err {e['est_rel_mean_err']:.3f}, sigma {e['est_sigma']:.3f} vs "
+          f"true std {e['true_std']:.3f} (ratio {e['est_sigma_ratio']:.2f})"
+          for k, e in tr.items()))
   for name, abl in result.get("ablations", {}).items():
     out.append("")
     out.append(f"Ablation {name}: " + ", ".join(f"{k}: {100 * v:.2f}" for k, v in abl.items()))

@@ -24,7 +24,8 @@ def get_config(smoke: bool = False) -> common.Config:
   # T = rounds / 2 keeps the reference's t/T range (1000 rounds, T = 500) in fewer rounds.
   return common.Config(dataset="mnist", train_size=12000, test_size=2000, rounds=60,
                        fedimpro=FedImproConfig(fake_weight_max_epochs=30.0),
-                       ablation_splits=(1,), ablation_sigmas=(0.0, 0.01, 0.1))
+                       ablation_splits=(1,), ablation_sigmas=(0.0, 0.01, 0.1),
+                       probe_size=10000)
 
 
 def run(config: common.Config, out_dir: pathlib.Path) -> dict:

@@ -8,7 +8,15 @@ FedAvg, FedProx, SCAFFOLD and FedNova. See docs/fedimpro.md.
 """
 
 from jaxlab.methods.fedimpro.config import FedImproConfig
-from jaxlab.methods.fedimpro.estimator import FeatureStats, class_moments, init_stats, update_stats
+from jaxlab.methods.fedimpro.diagnostics import estimate_error, true_class_stats
+from jaxlab.methods.fedimpro.estimator import (
+                                               FeatureStats,
+                                               as_coded_beta,
+                                               class_moments,
+                                               ema_weight,
+                                               init_stats,
+                                               update_stats,
+)
 from jaxlab.methods.fedimpro.fake import balanced_labels, fake_weight, sample_fake
 from jaxlab.methods.fedimpro.loss import fedimpro_loss
 from jaxlab.methods.fedimpro.method import FedImpro, make
@@ -25,7 +33,7 @@ Config = FedImproConfig
 
 __all__ = [
   "COUNTS", "Config", "FeatureStats", "FedImpro", "FedImproConfig", "SplitModel", "add_upload_noise",
-  "balanced_labels", "class_counts", "class_moments", "fake_weight", "fedimpro_loss", "from_flax",
-  "init_stats", "label_size_mean", "make", "make_plugin", "sample_fake",
+  "as_coded_beta", "balanced_labels", "class_counts", "class_moments", "ema_weight",
+  "estimate_error", "fake_weight", "fedimpro_loss", "from_flax", "init_stats", "true_class_stats", "label_size_mean", "make", "make_plugin", "sample_fake",
   "total_variance", "uniform_mean", "update_stats",
 ]

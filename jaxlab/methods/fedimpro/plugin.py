@@ -6,9 +6,11 @@ State layout (all arrays):
   are the clients' class sizes, read from the run's ``FedData.extra["class_counts"]``
   (per run in a sweep: each run has its own partition).
 * swept scalars (``Plugin.hparams`` -> ``ServerState.hparams``):
-  ``fake_weight_max_epochs``, ``upload_noise_std``, ``server_beta``.
-* client ``ext`` carry: ``{"stats", "step", "epoch0", "spe", "w_max", "noise_key"}``;
-  the estimate starts from the global one (reference) or from the client's own row
+  ``fake_weight_max_epochs``, ``upload_noise_std``, ``server_beta`` and, for
+  ``estimator="as_coded"``, ``client_beta`` (beta_m).
+* client ``ext`` carry: ``{"stats", "step", "epoch0", "spe", "w_max", "noise_key"}``
+  (+ ``"beta"`` for ``as_coded``, + ``"base", "mom"`` for ``running``); the estimate
+  starts from the global one (reference) or from the client's own row
   (``persistent_local_estimate``) and is updated after every local step.
 * persistent row: ``{"stats", "seen"}`` when ``persistent_local_estimate`` else ``()``.
 * upload ``ext``: ``{"stats": noised FeatureStats, "counts": f32[C]}``.
@@ -23,7 +25,7 @@ import numpy as np
 from jaxlab.core import rng
 from jaxlab.core.errors import ConfigError
 from jaxlab.federated.types import ClientCarry, ClientMeta, Plugin, ServerState
-from jaxlab.methods.fedimpro import estimator, fake
+from jaxlab.methods.fedimpro import estimator, fake, running
 from jaxlab.methods.fedimpro import server as server_lib
 from jaxlab.methods.fedimpro.config import FedImproConfig
 from jaxlab.methods.fedimpro.estimator import FeatureStats
@@ -63,6 +65,11 @@ def make_plugin(
   # n_fake = C * (b // C + 1): the reference's tile(arange(C), b // C + 1).
   y_fake = jnp.tile(jnp.arange(num_classes, dtype=jnp.int32), n_fake // num_classes) if n_fake else None
   sched = config.fake_weight_sched
+  rule = config.estimator
+  hparams = config.hparams()
+  if rule == "as_coded":
+    beta = estimator.as_coded_beta(dim) if config.client_beta is None else config.client_beta
+    hparams["client_beta"] = jnp.float32(beta)
 
   def server_init(key, data):
     counts = (data.extra if data is not None else {}).get(COUNTS)
@@ -84,7 +91,13 @@ def make_plugin(
     if config.persistent_local_estimate:
       stats = jax.tree.map(lambda r, g: jnp.where(row["seen"], r, g), row["stats"], stats)
     spe = jnp.maximum((meta.n + batch_size - 1) // batch_size, 1).astype(jnp.int32)
+    extra = {}
+    if rule == "as_coded":
+      extra["beta"] = server.hparams["client_beta"]
+    if rule == "running":
+      extra["base"], extra["mom"] = stats, running.init_moments(num_classes, dim)
     return {
+      **extra,
       "stats": stats,
       "step": jnp.zeros([], jnp.int32),
       "epoch0": (server.round * local_epochs).astype(jnp.float32),
@@ -102,12 +115,21 @@ def make_plugin(
       h_fake = fake.sample_fake(rng.purpose(key, rng.SAMPLE), ext["stats"], y_fake)
     value, (model_state, h_real, m) = fedimpro_loss(
       params, model_state, split, batch["x"], batch["y"], h_fake, y_fake, w, sched)
-    stats = estimator.update_stats(
-      ext["stats"], h_real, batch["y"], ext["class_total"],
-      last_batch=config.quirk_last_batch_estimator,
-      update_sigma=config.std_mode == "update", sigma_clip=config.sigma_clip)
+    ext = {**_update_estimate(ext, h_real, batch["y"]), "step": ext["step"] + 1}
     m = {k: v for k, v in m.items() if k != "loss"}
-    return value, (model_state, {**ext, "stats": stats, "step": ext["step"] + 1}, m)
+    return value, (model_state, ext, m)
+
+  def _update_estimate(ext, h, y):
+    if rule == "running":
+      mom = running.merge_batch(ext["mom"], h, y)
+      stats = running.to_stats(mom, ext["base"], config.sigma_clip)
+      if config.std_mode != "update":  # fixed sigma: only the means are estimated
+        stats = stats._replace(sigma=ext["base"].sigma)
+      return {**ext, "mom": mom, "stats": stats}
+    stats = estimator.update_stats(
+      ext["stats"], h, y, ext["class_total"], rule=rule, beta=ext.get("beta"),
+      update_sigma=config.std_mode == "update", sigma_clip=config.sigma_clip)
+    return {**ext, "stats": stats}
 
   def client_final(server: ServerState, carry: ClientCarry, meta: ClientMeta):
     stats = carry.ext["stats"]
@@ -134,7 +156,7 @@ def make_plugin(
     return {**server.ext, "stats": new}, metrics
 
   return Plugin(server_init, persist_init, client_init, loss, client_final, server_update,
-                hparams=config.hparams())
+                hparams=hparams)
 
 
 def class_counts(labels: np.ndarray, num_classes: int) -> Callable[[list], dict]:

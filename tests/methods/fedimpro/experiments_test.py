@@ -20,6 +20,12 @@ def test_smoke(name, tmp_path):
   for res in result["settings"].values():
     for method in ("fedavg", "fedimpro"):
       assert 0.0 < res[method]["best_mean"] <= 1.0
+    # The per-round estimator-error probe ran on the FedImpro run.
+    trace = res["estimator_error"]["fedimpro"]
+    assert trace
+    for e in trace.values():
+      assert 0.0 <= e["est_rel_mean_err"] < 10 and 0.0 < e["est_sigma_ratio"] < 10
+      assert np.isfinite(e["true_std"]) and e["true_std"] > 0
   assert list(tmp_path.glob("acc_*.png")) and (tmp_path / "metrics.jsonl").exists()
   assert "FedImpro" in mod.report(result)
 
@@ -59,3 +65,19 @@ def test_local_cifar_layout_loads(tmp_path):
   assert ds.num_classes == 10
   x = np.asarray(ds.preprocess(ds.x_train[:2]))
   assert x.shape == (2, 32, 32, 3) and abs(x.mean()) < 3
+
+
+def test_variants_and_paired_ci():
+  from experiments.fedimpro import common
+  from jaxlab.core.errors import ConfigError
+  from jaxlab.methods.fedimpro import FedImproConfig
+  base = FedImproConfig(quirk_last_batch_estimator=True, fake_weight_max_epochs=30.0)
+  v = common.variant_config(base, "faithful")
+  assert (v.estimator, v.sigma_clip, v.server_estimate) == ("running", None, "selected_label_size")
+  assert v.fake_weight_max_epochs == 30.0 and not v.quirk_last_batch_estimator
+  assert common.variant_config(base, "as_coded_noclip").estimator == "as_coded"
+  with pytest.raises(ConfigError, match="variant 'kalman' is unknown"):
+    common.variant_config(base, "kalman")
+  # Paired differences 0.02, 0.04, 0.00: mean 0.02, sd 0.02, t(0.975, 2) = 4.3027.
+  mean, half = common.paired_ci(np.array([0.82, 0.84, 0.80]), np.array([0.80, 0.80, 0.80]))
+  np.testing.assert_allclose([mean, half], [0.02, 4.302653 * 0.02 / np.sqrt(3)], rtol=1e-5)

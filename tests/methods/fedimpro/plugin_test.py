@@ -43,6 +43,8 @@ def _rounds(eng, run, n=2, ids=(0, 1, 3)):
   fedimpro.FedImproConfig(fake_weight_max_epochs=1.0, upload_noise_std=0.01),
   fedimpro.FedImproConfig(fake_weight_max_epochs=1.0, persistent_local_estimate=True,
                           server_estimate="all_label_size", quirk_last_batch_estimator=True),
+  fedimpro.FedImproConfig(fake_weight_max_epochs=1.0, estimator="running", sigma_clip=None,
+                          server_estimate="selected_label_size"),
 ])
 def test_vmapped_equals_sequential(cfg):
   _, eng, _ = _setup(cfg)
@@ -124,3 +126,20 @@ def test_missing_class_counts_is_a_clear_error():
   data = eng.data._replace(extra={})
   with pytest.raises(fedimpro.config.ConfigError, match="class_counts"):
     fl.Engine(fi.algorithm, eng.config, data).init(jax.random.key(0))
+
+
+def test_as_coded_client_beta_is_a_dynamic_hparam():
+  # beta_m travels in ServerState.hparams (sweepable like a learning rate): beta 1 never
+  # moves the estimate (w = 0; the init sigma 0.1 is already at the clip), beta 0.5
+  # moves it, with the same compiled round. The default is 1 - D / 5000 (D = 6 here).
+  cfg = fedimpro.FedImproConfig(fake_weight_max_epochs=1.0, estimator="as_coded")
+  _, eng, _ = _setup(cfg)
+  sim = eng.init(jax.random.key(0))
+  np.testing.assert_allclose(sim.server.hparams["client_beta"], 1.0 - 6 / 5000.0, rtol=1e-6)
+  moved = []
+  for beta in (1.0, 0.5):
+    sim = eng.init(jax.random.key(0), {"client_beta": beta})
+    mu0 = np.asarray(sim.server.ext["stats"].mu)
+    sim, _ = eng.run_round(sim, np.array([0, 1, 3]), jax.random.key(1))
+    moved.append(np.abs(np.asarray(sim.server.ext["stats"].mu) - mu0).max())
+  assert moved[0] < 1e-6 < 1e-3 < moved[1]
