@@ -131,7 +131,8 @@ def test_cli_generate_reuses_the_persistent_compilation_cache(tmp_path):
   (model / "config.json").write_text(json.dumps(conf))
   _write_word_tokenizer(model, 97)
   cache = tmp_path / "cache"
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache))
+  env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+  env["JAXLAB_COMPILE_CACHE"] = str(cache)  # read only by jaxlab's own cache set-up
   cmd = [sys.executable, "-c", "import sys; from jaxlab.cli import main; sys.exit(main())",
          "generate", "--model", str(model), "--prompt", "w5 w6", "--max-new-tokens", "3",
          "--no-chat"]
