@@ -20,6 +20,11 @@ EXPERIMENTS: dict[str, str] = {
   "fedimpro-fmnist": "experiments.fedimpro.fmnist",
   "fedimpro-fmnist-quick": "experiments.fedimpro.fmnist_quick",
   "fedimpro-cifar10": "experiments.fedimpro.cifar10",
+  # FedFed (issue 17)
+  "fedfed-fmnist-quick": "experiments.fedfed.fmnist_quick",
+  "fedfed-fmnist": "experiments.fedfed.fmnist",
+  "fedfed-mnist": "experiments.fedfed.mnist",
+  "fedfed-cifar10": "experiments.fedfed.cifar10",
   # Twin-sight (issue 18)
   "twin-sight-fmnist": "experiments.twin_sight.fmnist",
   "twin-sight-fmnist-pd": "experiments.twin_sight.fmnist_pd",
@@ -55,6 +60,7 @@ QUICK: dict[str, bool] = {
   "mnist-cnn": True,
   "fed-baselines-mnist-quick": False,
   "fedimpro-fmnist-quick": False,
+  "fedfed-fmnist-quick": False,
   "twin-sight-fmnist-quick": False,
   "arith-heads-smollm2-quick": False,
   "spt-smollm2-quick": False,
