@@ -5,7 +5,8 @@ A leaf of the decoder tree is described by a `Leaf` (its shape and a `block(inde
 materialised on one device (nor, for safetensors, in host memory: `SafetensorsBlocks` reads
 only the requested rows with `os.pread`, never a memory map whose touched pages would stay
 resident). On several hosts each process reads only the blocks of its own devices. The HF
-[out, in] -> spec a.2 layout maps index ranges directly: a head range ``h0:h1`` of ``wq [D, H, d]`` is rows ``h0*d:h1*d`` of ``q_proj.weight``.
+[out, in] -> spec a.2 layout maps index ranges directly: a head range ``h0:h1`` of
+``wq [D, H, d]`` is rows ``h0*d:h1*d`` of ``q_proj.weight``.
 """
 
 import json
