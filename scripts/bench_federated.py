@@ -246,7 +246,11 @@ def main():
                   help="sweep: torch thread counts to time; the fastest is the baseline (on a"
                        " busy machine 2 threads can thrash, so 1 is always tried)")
   ap.add_argument("--sweep-torch-runs", type=int, default=8,
-                  help="sweep: torch runs actually timed (spread over the grid), scaled to R")
+                  help="sweep: torch runs actually timed (spread over the grid), scaled to R;"
+                       " 0 skips torch (jaxlab timings only)")
+  ap.add_argument("--sweep-packing", default="jobs",
+                  help="sweep: Sweep packings to time, comma-separated ('jobs', 'runs'); the"
+                       " first is compared with torch")
   ap.add_argument("--json", default=None, help="append the bench record here")
   args = ap.parse_args()
   rec = bench.Recorder("federated_sweep" if args.sweep else "federated", vars(args), args.json)
@@ -333,29 +337,18 @@ def sweep_bench(x, y, args, rec):
   mesh = (sweep_lib.sweep_mesh() if args.sweep_mesh == "auto" and len(jax.devices()) > 1
           and len(runs) % len(jax.devices()) == 0 else None)
   print(f"jaxlab: runs sharded over {len(jax.devices()) if mesh else 1} CPU device(s)")
-  with PeakRSS() as mem_build:
-    sw = sweep_lib.Sweep(alg, cfg, x, y, [parts[s] for s, _, _ in runs], preprocess=prep,
-                         mesh=mesh)
   keys = jnp.stack([jax.random.key(s) for s, _, _ in runs])
   hp = {"learning_rate": [lr for _, lr, _ in runs], "mu": [mu for _, _, mu in runs]}
-  waste = sum(sw.waste(i) for i in ids_per_round) / len(ids_per_round)
-  real_steps = sum(int(g.steps.sum()) for i in ids_per_round for g in sw.plan(i)[1])
-  out = {}
-
-  def all_runs():
-    with PeakRSS() as mem:
-      sims = sw.init(keys, hp)
-      for ids in ids_per_round:
-        sims, m = sw.run_round(sims, ids, keys)
-      jax.block_until_ready(sims)
-    out.update(peak=max(out.get("peak", 0.0), mem.peak), max=max(out.get("max", 0.0), mem.max),
-      loss=np.asarray(m["loss"]))
-
-  tj = bench.time_call(all_runs, reps=args.repeats)
-  print(f"jaxlab sweep: first call (compiles + runs) {tj['compile_s']:.1f} s, steady"
-        f" {tj['steady_s']:.1f} s (median of {args.repeats}; {real_steps / tj['steady_s']:.0f} real"
-        f" client-steps/s), pad waste {waste:.1%},"
-        f" RSS growth {out['peak'] + mem_build.peak:.0f} MB, peak RSS {out['max']:.0f} MB")
+  results = {}
+  for packing in args.sweep_packing.split(","):
+    with PeakRSS() as mem_build:
+      sw = sweep_lib.Sweep(alg, cfg, x, y, [parts[s] for s, _, _ in runs], preprocess=prep,
+                           mesh=mesh, packing=packing)
+    results[packing] = time_sweep(sw, keys, hp, ids_per_round, args, mem_build)
+  packing = args.sweep_packing.split(",")[0]
+  tj, out, waste = results[packing]
+  if args.sweep_torch_runs <= 0:
+    return
   # torch: the same runs one after another (a spread subset, scaled to R).
   import torch
   xt = ((torch.from_numpy(np.array(x)).float() / 255.0 - MEAN) / STD)[:, None]
@@ -387,10 +380,35 @@ def sweep_bench(x, y, args, rec):
         f" {t_torch / tj['compile_s']:.2f}x |")
   rec.row("FedProx sweep R=64 (steady)", jaxlab_s=tj["steady_s"], baseline_s=t_torch,
           compile_s=tj["compile_s"], goal=5.0, torch_runs_timed=int(n_t), pad_waste=waste,
+          packing=packing,
           torch_threads=best_threads,
           peak_rss_mb=out["max"], torch_peak_rss_mb=tmem.max)
   rec.row("FedProx sweep R=64 (first call incl. compile)", jaxlab_s=tj["compile_s"],
           baseline_s=t_torch)
+
+
+def time_sweep(sw, keys, hp, ids_per_round, args, mem_build):
+  """Times the whole sweep (init + rounds) with ``bench.time_call``; prints one line."""
+  waste = sum(sw.waste(i) for i in ids_per_round) / len(ids_per_round)
+  real_steps = int(sum(sw.steps_host[:, i].sum() for i in ids_per_round))
+  out = {}
+
+  def all_runs():
+    with PeakRSS() as mem:
+      sims = sw.init(keys, hp)
+      for ids in ids_per_round:
+        sims, m = sw.run_round(sims, ids, keys)
+      jax.block_until_ready(sims)
+    out.update(peak=max(out.get("peak", 0.0), mem.peak), max=max(out.get("max", 0.0), mem.max),
+               loss=np.asarray(m["loss"]))
+
+  tj = bench.time_call(all_runs, reps=args.repeats)
+  print(f"jaxlab sweep (packing={sw.packing}, groups={sw.config.groups}): first call (compiles"
+        f" + runs) {tj['compile_s']:.1f} s, steady {tj['steady_s']:.1f} s (median of"
+        f" {args.repeats}; {real_steps / tj['steady_s']:.0f} real client-steps/s), pad waste"
+        f" {waste:.1%}, RSS growth {out['peak'] + mem_build.peak:.0f} MB, peak RSS"
+        f" {out['max']:.0f} MB, mean final loss {out['loss'].mean():.6f}", flush=True)
+  return tj, out, waste
 
 
 def torch_fedprox_run(xt, yt, parts, ids_per_round, seed, lr, mu, args):

@@ -34,7 +34,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxlab.core import axes, sharding
 from jaxlab.core.errors import ConfigError
 from jaxlab.federated import engine as eng_lib
-from jaxlab.federated import schedule
+from jaxlab.federated import packed, schedule
 from jaxlab.federated.data import index_table
 from jaxlab.federated.types import ClientMeta, FedAlgorithm, FedData, SimState
 
@@ -48,6 +48,25 @@ def grid(**values) -> dict:
 def sweep_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
   """A 1-D mesh over the ``sweep`` axis (all devices by default)."""
   return sharding.make_mesh({axes.SWEEP: -1}, jax.devices()[: num_devices or len(jax.devices())])
+
+
+PACKINGS = ("jobs", "runs")
+PACK_MAX_BYTES = 8 << 20   # default packing "jobs" only while per-run extras stay this small
+
+
+def check_options(config: eng_lib.EngineConfig, packing: str | None) -> str:
+  """The packing a Sweep uses, or a one-line ConfigError for settings it cannot honour."""
+  if packing is not None and packing not in PACKINGS:
+    raise ConfigError(f"packing={packing!r}; use one of {PACKINGS} (or None for the default)")
+  if config.groups > 1 and config.grouping != "equal":
+    raise ConfigError(f"grouping={config.grouping!r} is not supported by a Sweep (its groups"
+                      " have fixed sizes so that every round shares one program); set"
+                      " grouping='equal' (or groups=1)")
+  if packing == "jobs" and config.client_chunk is not None:
+    raise ConfigError(f"packing='jobs' keeps every upload of the round and cannot bound"
+                      f" memory with client_chunk={config.client_chunk}; use packing='runs'"
+                      " (or client_chunk=None)")
+  return packing or ("runs" if config.client_chunk is not None else "jobs")
 
 
 class Sweep:
@@ -67,15 +86,23 @@ class Sweep:
     sampler: batch sampler (default ``schedule.epoch_wrap``).
     preprocess: uint8 rows -> model inputs, for the default sampler.
     mesh: a mesh with a ``sweep`` axis; the runs axis is sharded over it.
+    packing: ``"jobs"`` (the default unless ``client_chunk`` is set or a per-run
+      ``FedData.extra`` leaf, such as a shared pool, exceeds 8 MB per run): every run's sampled
+      clients are sorted together by step count and cut into ``config.groups``
+      equal groups of (run, client) jobs, each with its own trip count, which is a
+      traced scalar, so all rounds share one compiled program (``fl.packed``);
+      ``"runs"`` (default with ``client_chunk``): each run's clients are sorted
+      and cut at the same ranks, the scan length of a rank is the longest over
+      all runs, and each tuple of scan lengths compiles once.
   """
 
   def __init__(self, alg: FedAlgorithm, config: eng_lib.EngineConfig, x, y,
                parts: Sequence, *, extra: Callable[[list], dict] | None = None,
                num_runs: int | None = None, sampler=None,
-               preprocess=schedule.default_preprocess, mesh: jax.sharding.Mesh | None = None):
-    if config.groups > 1 and config.grouping != "equal":
-      raise ConfigError("a Sweep cuts each run's clients into equal groups; set"
-                        " grouping='equal' (or groups=1)")
+               preprocess=schedule.default_preprocess, mesh: jax.sharding.Mesh | None = None,
+               packing: str | None = None):
+    self._packing = packing
+    check_options(config, packing)
     shared = len(parts) > 0 and isinstance(parts[0], np.ndarray)
     if shared:
       if num_runs is None:
@@ -122,6 +149,19 @@ class Sweep:
                         self._put(per_run.idx, not shared), self._put(per_run.n, not shared),
                         {k: self._put(v, not shared) for k, v in per_run.extra.items()})
     self._fns = {}
+    self.packing = self._resolve_packing()
+
+  def _resolve_packing(self) -> str:
+    """The explicit packing, else "jobs" unless ``client_chunk`` is set or a per-run
+    data leaf besides ``idx``/``n`` is large (a job gathers its run's leaves, so a
+    per-run pool would be copied once per job; rank alignment vmaps over runs)."""
+    packing = check_options(self.config, self._packing)
+    if self._packing is None and packing == "jobs":
+      per_run = [a.nbytes // self.num_runs for k, v in self.data.extra.items()
+                 if self._by_run[k] for a in jax.tree.leaves(v)]
+      if per_run and max(per_run) > PACK_MAX_BYTES:
+        return "runs"
+    return packing
 
   # ---- placement ----------------------------------------------------------------
   def _sharding(self, by_run: bool):
@@ -153,6 +193,7 @@ class Sweep:
     new.data = self.data._replace(extra={**self.data.extra, **{
       k: jax.tree.map(lambda a: self._put(a, True), v) for k, v in extra.items()}})
     new._fns = {}
+    new.packing = new._resolve_packing()
     return new
 
   def _jit(self, fn, in_by_run, out_by_run, donate=()):
@@ -210,6 +251,9 @@ class Sweep:
 
   def waste(self, ids: np.ndarray) -> float:
     """Fraction of scanned client-steps (all runs) that are padding."""
+    if self.packing == "jobs":
+      jobs = self.packed_plan(ids)[1]
+      return packed.waste(jobs)
     ts, inputs = self.plan(ids)
     total = sum(t * m.id.size for t, m in zip(ts, inputs))
     return 1.0 - sum(int(m.steps.sum()) for m in inputs) / total
@@ -238,9 +282,46 @@ class Sweep:
     Returns:
       ``(sims, metrics)``, every metric [R].
     """
+    if self.packing == "jobs":
+      meta, jobs = self.packed_plan(ids)
+      put = lambda tree: jax.tree.map(lambda a: self._put(a, True), tree)
+      return self.packed_fn()(sims, put(meta), put(jobs), self.data, self._put(keys, True))
     steps, inputs = self.plan(ids)
     inputs = tuple(jax.tree.map(lambda a: self._put(a, True), m) for m in inputs)
     return self.round_fn(steps)(sims, inputs, self.data, self._put(keys, True))
+
+  # ---- packed rounds (packing="jobs") ----------------------------------------------
+  def _blocks(self) -> int:
+    return 1 if self.mesh is None else self.mesh.shape[axes.SWEEP]
+
+  def packed_plan(self, ids: np.ndarray) -> tuple[ClientMeta, packed.Jobs]:
+    """Run-major round inputs (leaves [R, S], sampled order) and the packed jobs of
+    each device's block of runs (leaves [D, G, J], trips [D, G])."""
+    ids = eng_lib.check_ids(ids, self.num_clients)
+    r = np.arange(self.num_runs)[:, None]
+    meta = ClientMeta(np.broadcast_to(ids, (self.num_runs, len(ids))).astype(np.int32),
+                      self.n_host[r, ids].astype(np.int32),
+                      self.steps_host[r, ids].astype(np.int32),
+                      self.weight_host[r, ids].astype(np.float32))
+    blocks = [packed.plan_jobs(jax.tree.map(lambda a: a[rows], meta), self.config.groups,
+                               self.num_clients)
+              for rows in np.split(np.arange(self.num_runs), self._blocks())]
+    return meta, jax.tree.map(lambda *xs: np.stack(xs), *blocks)
+
+  def packed_fn(self):
+    """The jitted packed round (one compile for every round of this sweep)."""
+    if "packed" not in self._fns:
+      fn = packed.make_round(self.alg, self.sampler, self._data_flags())
+      local = lambda sims, meta, jobs, data, keys: fn(
+        sims, meta, jax.tree.map(lambda a: a[0], jobs), data, keys)
+      if self.mesh is not None:
+        run_spec = P(axes.SWEEP)
+        data_specs = jax.tree.map(lambda f: run_spec if f else P(), self._data_flags())
+        local = jax.shard_map(local, mesh=self.mesh,
+                              in_specs=(run_spec, run_spec, run_spec, data_specs, run_spec),
+                              out_specs=run_spec, check_vma=False)
+      self._fns["packed"] = jax.jit(local, donate_argnums=0)
+    return self._fns["packed"]
 
 
 class _LazyJit:

@@ -1,5 +1,6 @@
 """A pre-phase with its own plug-in, rounds, S and E, handed off to the main phase."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,3 +59,54 @@ def test_phase_then_main_in_a_sweep():
   np.testing.assert_allclose(msim.server.ext["z"], psim.server.owned["z"])
   msim, _ = main.run_round(msim, np.array([0, 1]), keys)        # the main phase runs on
   np.testing.assert_allclose(msim.server.ext["z"], psim.server.owned["z"])
+
+
+class _Interrupt(Exception):
+  pass
+
+
+class _Stopping:
+  """A runner that raises after ``budget`` rounds (a killed process)."""
+
+  def __init__(self, runner, budget):
+    self.runner, self.budget, self.num_clients = runner, budget, runner.num_clients
+
+  def init(self, *a):
+    return self.runner.init(*a)
+
+  def run_round(self, *a):
+    if self.budget[0] == 0:
+      raise _Interrupt()
+    self.budget[0] -= 1
+    return self.runner.run_round(*a)
+
+
+def test_phases_resume_equals_uninterrupted(tmp_path):
+  x, y, parts = helpers.tiny_data(SIZES)
+  model = helpers.model()
+  two = (Phase("a", _phase_plugin(model), rounds=3, per_round=2, local_epochs=2),
+         Phase("b", _phase_plugin(model), rounds=3, per_round=3, local_epochs=1))
+
+  def make_runner(plugin, epochs):
+    alg = fl.algorithms.fedavg(model, fl.client_sgd(0.05), num_clients=len(SIZES), plugin=plugin)
+    return fl.Engine(alg, fl.EngineConfig(batch_size=B, local_epochs=epochs, min_bucket=16),
+                     fl.make_fed_data(x, y, parts))
+
+  key = jax.random.key(4)
+  full = phases.run(two, make_runner, key)
+  for budget, every in ((4, 1), (1, 0), (5, 2)):     # killed in phase b / in a / in b
+    out = tmp_path / f"run{budget}"
+    left = [budget]
+    try:
+      phases.run(two, lambda p, e: _Stopping(make_runner(p, e), left), key, out_dir=out,
+                 checkpoint_every=every)
+    except _Interrupt:
+      pass
+    resumed = phases.run(two, make_runner, key, out_dir=out, checkpoint_every=every)
+    for (_, s_full, h_full), (_, s_res, h_res) in zip(full, resumed):
+      chex.assert_trees_all_equal(jax.device_get(s_full), jax.device_get(s_res))
+      assert [h["round"] for h in h_res] == [1, 2, 3]
+      for a, b in zip(h_full, h_res):
+        assert a.keys() == b.keys()
+        for k in a:
+          np.testing.assert_array_equal(a[k], b[k])
