@@ -9,15 +9,16 @@ CPU_CNN = BackboneConfig(kind="cnn", channels=(8, 16), kernel=3, feat_dim=64)
 FMNIST_AUG = AugConfig(crop_pad=2, strong="weak")   # FMNIST: the weak pipeline twice
 
 
-def fmnist(smoke: bool, **kw) -> StudyConfig:
-  """A Fashion-MNIST study on the CPU CNN; ``smoke`` shrinks it to seconds."""
+def fmnist(smoke: bool, smoke_methods: tuple = (), **kw) -> StudyConfig:
+  """A Fashion-MNIST study on the CPU CNN; ``smoke`` shrinks it to seconds (one seed,
+  2 rounds, a 1-conv twin and only ``smoke_methods``: each method is a separate compile)."""
   base = dict(dataset="fashion_mnist", backbone=CPU_CNN, proj_hidden=128, proj_dim=64,
               aug=FMNIST_AUG, batch_size=32, train_size=12000, test_size=2000, rounds=100,
               eval_every=2, checkpoint_every=10)
   base.update(kw)
   if smoke:
-    base.update(train_size=600, test_size=200, rounds=2, eval_every=1, checkpoint_every=1,
-                seeds=base.get("seeds", (0, 1, 2))[:2], batch_size=16,
+    base.update(train_size=400, test_size=100, rounds=2, eval_every=1, checkpoint_every=2,
+                seeds=(0,), batch_size=16, methods=smoke_methods or base.get("methods"),
                 backbone=BackboneConfig(kind="cnn", channels=(4,), kernel=3, feat_dim=16),
                 proj_hidden=16, proj_dim=8)
   return StudyConfig(**base)

@@ -16,7 +16,7 @@ Config = study.StudyConfig
 
 
 def get_config(smoke: bool = False) -> study.StudyConfig:
-  return common.fmnist(smoke, twin=common.PC)
+  return common.fmnist(smoke, smoke_methods=("fedprox_lower", "fixmatch"), twin=common.PC)
 
 
 def run(config: study.StudyConfig, out_dir: pathlib.Path) -> dict:

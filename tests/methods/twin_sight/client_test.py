@@ -128,3 +128,14 @@ def test_views_identity_without_randomness_and_flip_is_exact():
   w, s = ts.views(xb, jax.random.key(2), ts.AugConfig(crop_pad=1))
   assert w.shape == s.shape == xb.shape
   assert not np.array_equal(np.asarray(w[0]), np.asarray(w[1]))   # one key per example
+
+
+def test_resnet_twin_features_and_projector_shapes():
+  twin = ts.make_twin(ts.BackboneConfig(kind="resnet", resnet_stages=(1, 1), resnet_width=4), C,
+                      jnp.zeros((2, 8, 8, 3)), proj_hidden=6, proj_dim=5)
+  params, state = twin.model.init(jax.random.key(0))
+  x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
+  (feat, logits), new_state = twin.sup(params, state, x, True)
+  assert feat.shape == (2, 8) and logits.shape == (2, C) and "batch_stats" in new_state
+  f, p, q = twin.unsup(twin.unsup_init(jax.random.key(2)), x)
+  assert f.shape == (2, 8) and p.shape == q.shape == (2, 5)

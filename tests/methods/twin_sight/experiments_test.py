@@ -11,17 +11,20 @@ import experiments
 from jaxlab.core.errors import AssetMissingError, ConfigError
 
 NAMES = sorted(n for n in experiments.EXPERIMENTS if n.startswith("twin-sight"))
+# each smoke config compiles 1-2 sweep rounds (~10-20 s CPU each); the quick one is the
+# default, the others are marked slow (still part of CI)
+PARAMS = [pytest.param(n, marks=() if n.endswith("quick") else pytest.mark.slow) for n in NAMES]
 
 
 @pytest.fixture
 def fast_compile():
-  old = jax.config.jax_disable_most_optimizations
+  old = jax.config.read("jax_disable_most_optimizations")
   jax.config.update("jax_disable_most_optimizations", True)
   yield
   jax.config.update("jax_disable_most_optimizations", old)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", PARAMS)
 def test_smoke(name, tmp_path, fast_compile):
   mod = importlib.import_module(experiments.EXPERIMENTS[name])
   assert mod.DESCRIPTION and mod.CLAIM
