@@ -70,7 +70,8 @@ def same_data_tv_gap(cfg: Config, sets: list, density: str) -> float:
 
   @jax.jit
   def tv(x, n):
-    return tv_grid(kde.density(kde.fit(x, n, {})), p_star, cell)
+    return tv_grid(kde.density(kde.fit(jax.random.key(0), x, learners.uniform_rows(n), {})),
+                   p_star, cell)
 
   gap = 0.0
   for x, tv_ref in sets:

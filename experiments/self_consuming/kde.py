@@ -11,9 +11,12 @@ from jaxlab.core.progress import progress
 from jaxlab.methods.self_consuming import Config, run_sweep
 from jaxlab.methods.self_consuming.bound import fit_rate, scaffold_bound
 from jaxlab.methods.self_consuming.config import Grid
-from jaxlab.methods.self_consuming.loops import SCENARIOS, lambda_pairs
+from jaxlab.methods.self_consuming.loops import SCENARIOS
+from jaxlab.methods.self_consuming.study import PROPORTIONAL, run_grid, summarise_grid
+from experiments.self_consuming.plots import phase_report, plot_generations, plot_phase
 
-DESCRIPTION = "Self-consuming KDE loops (Fu et al. 2024): TV vs generation and the rise-then-fall in synthetic data"
+DESCRIPTION = ("Self-consuming KDE loops (Fu et al. 2024): TV vs generation and a 10-generation"
+               " lambda x n_synthetic phase-transition study")
 CLAIM = (
   "TV(p_i, p*) stays controlled when the real proportion is large enough, and at a fixed real"
   " amount TV first rises then falls as synthetic data grows (phase transition). Checked by"
@@ -25,21 +28,29 @@ NOTE = "Fu et al.'s theorem constants are unverified; the bound shown is our sca
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
-  base: Config = Config(grid=Grid(size=512), seeds=100, generations=5,
+  """``base``: the phase grid (``base.n_real`` real rows at every lambda, ``base.generations``).
+
+  ``lambdas`` weigh the real rows (PROPORTIONAL = -1: every row weighs the same);
+  ``scenario_lambdas`` at ``scenario_n_synthetic`` drive the per-scenario curves,
+  on the same ``base.n_real`` real rows (decoupled from lambda).
+  """
+
+  base: Config = Config(grid=Grid(size=512), seeds=100, generations=10,
                         n_synthetic=(0, 50, 200, 800, 1600, 6400))
-  hump_generations: tuple[int, ...] = (1, 2, 5)
+  lambdas: tuple[float, ...] = (PROPORTIONAL, 0.5, 0.9)
+  hump_generations: tuple[int, ...] = (1, 2, 5, 10)
   curve_sizes: tuple[int, ...] = (50, 100, 200, 400, 800, 1600, 3200)
-  mixed_n: int = 400
-  lambdas: tuple[float, ...] = (0.1, 0.3, 0.6, 1.0)
-  scenario_generations: int = 10
+  scenario_lambdas: tuple[float, ...] = (0.1, 0.3, 0.6, 1.0)
+  scenario_n_synthetic: int = 200
+  buckets: int = 3
 
 
 def get_config(smoke: bool = False) -> Settings:
   if smoke:
     return Settings(base=Config(grid=Grid(size=128), seeds=8, generations=2, n_real=50,
                                 n_synthetic=(0, 50, 400)),
-                    hump_generations=(1, 2), curve_sizes=(25, 50, 100), mixed_n=60,
-                    lambdas=(0.3, 1.0), scenario_generations=3)
+                    lambdas=(PROPORTIONAL, 0.5), hump_generations=(1, 2), curve_sizes=(25, 50, 100),
+                    scenario_lambdas=(0.3, 1.0), scenario_n_synthetic=50, buckets=1)
   return Settings()
 
 
@@ -55,11 +66,18 @@ def run(config: Settings, out_dir: pathlib.Path) -> dict:
                     n_synth=[0] * len(config.curve_sizes))["tv"][:, :, 0]
   c, a = fit_rate(np.array(config.curve_sizes), curve.mean(0))
   bar.update()
-  # 2. the hump: fixed n_real, growing n_synthetic, several generations
-  hump = run_sweep(base)["tv"]                      # [S, P, G+1]
+  # 2. the phase grid: seeds x lambda x n_s x generations; the proportional lane is the hump
+  grid = run_grid(base, config.lambdas, base.n_synthetic, buckets=config.buckets, desc="kde-grid")
+  tv_grid = grid["tv"]                              # [S, L, P, G+1]
   ns = np.array(base.n_synthetic)
   bar.update()
-  result = {"eps_C": c, "eps_a": a, "seeds": base.seeds, "n_real": base.n_real}
+  result = {"eps_C": c, "eps_a": a, "seeds": base.seeds, "n_real": base.n_real,
+            **summarise_grid(tv_grid, config.lambdas, ns)}
+  title = f"KDE, n_real={base.n_real}, {base.seeds} seeds, 95% CI\n{NOTE}"
+  plot_phase(out_dir / "phase_transition.png", tv_grid, config.lambdas, ns, title=title)
+  plot_generations(out_dir / "tv_vs_generation_grid.png", tv_grid, config.lambdas, ns, title=title)
+  prop = config.lambdas.index(PROPORTIONAL) if PROPORTIONAL in config.lambdas else 0
+  hump = tv_grid[:, prop]                           # [S, P, G+1]
   ys, bands = {}, {}
   for g in config.hump_generations:
     tv = hump[:, :, g]
@@ -76,26 +94,28 @@ def run(config: Settings, out_dir: pathlib.Path) -> dict:
       writer.write(int(s), {f"hump/gen{g}/tv": float(m), f"hump/gen{g}/se": float(e)})
     ys[f"scaffold bound (ours), gen {g}"] = scaffold_bound(c, a, base.n_real, np.maximum(ns, 1), g)
   x = np.maximum(ns, 1)
-  lines(out_dir / "tv_vs_synthetic.png", x, ys, bands=bands, xlabel="synthetic samples n_s (log)",
-        ylabel="TV(p_i, p*)", title=f"n_real={base.n_real}, {base.seeds} seeds (±2 s.e.)\n{NOTE}")
   _logx(out_dir / "tv_vs_synthetic.png", x, ys, bands, base)
-  # 3. TV vs generation for several real proportions, per scenario
-  n_real, n_synth = lambda_pairs(config.lambdas, config.mixed_n)
+  # 3. TV vs generation per scenario: lambda weighs the real rows; the real set keeps
+  # base.n_real rows at every lambda (generation 0 is the same fit for all of them)
+  lams, n_s = list(config.scenario_lambdas), config.scenario_n_synthetic
   for scen in SCENARIOS:
-    cfg = dataclasses.replace(base, scenario=scen, generations=config.scenario_generations)
-    ns_s = n_synth if scen != "fully_synthetic" else [config.mixed_n] * len(n_real)
-    tv = run_sweep(cfg, n_real=n_real, n_synth=ns_s)["tv"]
+    cfg = dataclasses.replace(base, scenario=scen)
+    tv = run_sweep(cfg, n_real=[base.n_real] * len(lams), n_synth=[n_s] * len(lams),
+                   hp={"lambda": lams})["tv"]
     gens = np.arange(cfg.generations + 1)
-    ys = {f"lambda={lam}": tv[:, i].mean(0) for i, lam in enumerate(config.lambdas)}
+    ys = {f"lambda={lam}": tv[:, i].mean(0) for i, lam in enumerate(lams)}
     bands = {f"lambda={lam}": (tv[:, i].mean(0) - 2 * _se(tv[:, i]), tv[:, i].mean(0) + 2 * _se(tv[:, i]))
-             for i, lam in enumerate(config.lambdas)}
+             for i, lam in enumerate(lams)}
     lines(out_dir / f"tv_vs_generation_{scen}.png", gens, ys, bands=bands, xlabel="generation",
-          ylabel="TV(p_i, p*)", title=f"{scen}, n={config.mixed_n}, {base.seeds} seeds\n{NOTE}")
-    for i, lam in enumerate(config.lambdas):
+          ylabel="TV(p_i, p*)",
+          title=f"{scen}, n_real={base.n_real}, n_s={n_s}, {base.seeds} seeds\n{NOTE}")
+    for i, lam in enumerate(lams):
       result[f"{scen}_lambda{lam}_final_tv"] = float(tv[:, i, -1].mean())
     bar.update()
   bar.close()
   write_json(out_dir / "hump_tv.json", {"n_synthetic": ns, "tv_mean": hump.mean(0), "tv_se": _se(hump)})
+  write_json(out_dir / "grid_tv.json", {"lambdas": list(config.lambdas), "n_synthetic": ns,
+                                        "tv_mean": tv_grid.mean(0), "tv_se": _se(tv_grid)})
   return result
 
 
@@ -124,6 +144,10 @@ def _logx(path, x, ys, bands, base):
 
 
 def report(result: dict) -> str:
+  return "\n".join([_hump_report(result), "", phase_report(result, "KDE phase grid")])
+
+
+def _hump_report(result: dict) -> str:
   rows = ["| generation | TV at n_s=0 | peak TV (n_s) | TV at largest n_s | paired z of the rise |",
           "| --- | --- | --- | --- | --- |"]
   for g in (1, 2, 5, 10):

@@ -82,3 +82,4 @@ class DiffusionOptions:
   ode_steps: int = 60
   eval_samples: int = 4000
   tau_max: int = 2000
+  tv_method: Literal["quantile", "histogram"] = "quantile"

@@ -1,8 +1,10 @@
 """Learners as NamedTuples of pure functions over fixed-shape, prefix-masked data.
 
-Each learner has ``fit(x [N, d], n, hp) -> params`` (the data are the first ``n``
-rows of ``x``, the rest is padding; ``hp``: dynamic, sweepable scalars such as
-the KDE bandwidth constant or the diffusion early-stopping time),
+Each learner has ``fit(key, x [N, d], rows, hp) -> params`` (``rows``: a `Rows`
+saying which leading rows of ``x`` are data and how they are weighted, the rest
+is padding; ``key``: the fit's own training noise, unused by closed-form fits;
+``hp``: dynamic, sweepable scalars such as the KDE bandwidth constant or the
+diffusion early-stopping time),
 ``sample(key, params, n) -> [n, d]`` and ``density(params) -> [...]`` on the
 learner's grid. Data is padded to a static N and carries its count, so a sweep
 over sample sizes is a `vmap`; keeping the data in a prefix lets sampling index
@@ -21,26 +23,71 @@ from jaxlab.methods.self_consuming.config import Grid
 
 
 class Learner(NamedTuple):
-  fit: Callable[[jax.Array, jax.Array, dict[str, jax.Array]], Any]
+  fit: Callable[[jax.Array, jax.Array, Any, dict[str, jax.Array]], Any]
   sample: Callable[[jax.Array, Any, int], jax.Array]
   density: Callable[[Any], jax.Array]  # params -> density on the learner's grid
 
 
-def prefix_weights(size: int, n: jax.Array, dtype=jnp.float32) -> jax.Array:
-  """[size] weights: 1 on the first ``n`` rows, 0 on the padding."""
-  return (jnp.arange(size) < n).astype(dtype)
+class Rows(NamedTuple):
+  """Which rows of a padded [N, d] array are data, in two weighted blocks.
 
-
-def moments(x: jax.Array, n: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """Mean [d], MLE variance [d] and count of the first ``n`` rows of ``x`` [N, d].
-
-  Weighted sums as mat-vecs (``w @ x``): on CPU a vmapped column reduction is ~10x slower.
+  Rows [0, first) carry total weight ``w_first``, rows [first, n) carry
+  ``1 - w_first``; rows >= n are padding. An empty block passes its weight to
+  the other, so ``Rows(n, n, 1.0)`` is ``n`` equally weighted rows. The loops
+  put the real rows first, so ``w_first`` is the real-data weight lambda.
   """
-  w = prefix_weights(x.shape[0], n, x.dtype)
-  cnt = jnp.maximum(w.sum(), 1.0)
-  mu = w @ x / cnt
-  var = w @ (x - mu) ** 2 / cnt
-  return mu, var, cnt
+
+  first: jax.Array
+  n: jax.Array
+  w_first: jax.Array
+
+
+def uniform_rows(n) -> Rows:
+  """``n`` equally weighted data rows."""
+  n = jnp.asarray(n, jnp.int32)
+  return Rows(n, n, jnp.asarray(1.0, jnp.float32))
+
+
+def _block_mass(rows: Rows) -> tuple[jax.Array, jax.Array]:
+  """Total weight of the first and second block (an empty block gives its weight away)."""
+  n1 = jnp.asarray(rows.first, jnp.float32)
+  n2 = jnp.asarray(rows.n, jnp.float32) - n1
+  w1 = jnp.where(n2 <= 0, 1.0, jnp.where(n1 <= 0, 0.0, rows.w_first))
+  return w1, 1.0 - w1
+
+
+def row_weights(size: int, rows: Rows, dtype=jnp.float32) -> jax.Array:
+  """[size] weights summing to 1 over the data rows, 0 on the padding."""
+  j = jnp.arange(size)
+  w1, w2 = _block_mass(rows)
+  n1 = jnp.maximum(rows.first, 1)
+  n2 = jnp.maximum(rows.n - rows.first, 1)
+  w = jnp.where(j < rows.first, w1 / n1, jnp.where(j < rows.n, w2 / n2, 0.0))
+  return w.astype(dtype)
+
+
+def row_sample(key: jax.Array, rows: Rows, count: int) -> jax.Array:
+  """[count] row indices drawn from the row weights (block, then uniform within it)."""
+  kb, k1, k2 = jax.random.split(key, 3)
+  w1, _ = _block_mass(rows)
+  in_first = jax.random.uniform(kb, (count,)) < w1
+  r1 = jax.random.randint(k1, (count,), 0, jnp.maximum(rows.first, 1))
+  r2 = jax.random.randint(k2, (count,), rows.first, jnp.maximum(rows.n, rows.first + 1))
+  return jnp.where(in_first, r1, r2)
+
+
+def moments(x: jax.Array, rows: Rows) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Weighted mean [d], variance [d] and Kish effective size of the data rows of ``x`` [N, d].
+
+  The effective size (sum w)^2 / sum w^2 is the row count when the weights are
+  equal. Weighted sums as mat-vecs (``w @ x``): on CPU a vmapped column reduction
+  is ~10x slower.
+  """
+  w = row_weights(x.shape[0], rows, x.dtype)
+  mu = w @ x
+  var = w @ (x - mu) ** 2
+  n_eff = 1.0 / jnp.maximum(jnp.sum(w * w), 1e-30)
+  return mu, var, jnp.maximum(n_eff, 1.0)
 
 
 def gaussian_mle(points: jax.Array) -> Learner:
@@ -50,9 +97,9 @@ def gaussian_mle(points: jax.Array) -> Learner:
     points: [..., d] grid where `density` is evaluated.
   """
 
-  def fit(x, n, hp):
-    del hp
-    mu, var, _ = moments(x, n)
+  def fit(key, x, rows, hp):
+    del key, hp
+    mu, var, _ = moments(x, rows)
     return {"mu": mu, "var": var}
 
   def sample(key, params, n):
@@ -123,26 +170,28 @@ def kde(grid: Grid, points: jax.Array, dim: int, c: float = 0.9, rule: str = "fi
         method: str = "binned") -> Learner:
   """Gaussian kernel density estimation with h = c * N^(-1/5).
 
-  Sampling is exact: a training point chosen uniformly plus N(0, h^2) noise.
+  Sampling is exact: a training point drawn by its weight plus N(0, h^2) noise.
+  With weighted rows N is the Kish effective size (the row count when the
+  weights are equal).
   ``method="exact"`` sums every kernel at every grid point; ``"binned"`` bins the
   points linearly onto the grid and convolves by FFT (per axis; the Gaussian
   kernel is separable), which is what makes 100-seed sweeps cheap.
   """
 
-  def fit(x, n, hp):
-    _, var, cnt = moments(x, n)
+  def fit(key, x, rows, hp):
+    del key
+    _, var, cnt = moments(x, rows)
     h = bandwidth(cnt, jnp.sqrt(var), hp.get("bandwidth", c), rule)
-    return {"x": x, "n": jnp.asarray(n, jnp.int32), "h": h}
+    return {"x": x, "rows": rows, "h": h}
 
   def sample(key, params, n):
     k1, k2 = jax.random.split(key)
-    # the data are a prefix, so a uniform training point is row r, r < n
-    r = jax.random.randint(k1, (n,), 0, jnp.maximum(params["n"], 1))
+    # the data are two leading blocks, so a training point is a row index (no search)
+    r = row_sample(k1, params["rows"], n)
     return params["x"][r] + params["h"] * jax.random.normal(k2, (n, dim))
 
   def _weights(params):
-    w = prefix_weights(params["x"].shape[0], params["n"])
-    return w / jnp.maximum(w.sum(), 1.0)
+    return row_weights(params["x"].shape[0], params["rows"])
 
   def density_exact(params):
     x, w, h = params["x"], _weights(params), params["h"]

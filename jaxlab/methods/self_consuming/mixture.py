@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.special import ndtr
 
 from jaxlab.methods.self_consuming.config import Grid, Mixture
 
@@ -33,3 +34,10 @@ def density(mix: Mixture, points: jax.Array) -> jax.Array:
     z = jnp.sum((points - jnp.asarray(m)) ** 2, -1) / s**2
     out = out + w * jnp.exp(-0.5 * z) / (2 * np.pi * s**2) ** (d / 2)
   return out
+
+
+def bin_density(mix: Mixture, lo: float, hi: float, bins: int) -> jax.Array:
+  """[bins] mass of p* in each of ``bins`` equal bins of [lo, hi], divided by the width (1-D)."""
+  edges = lo + jnp.arange(bins + 1) * (hi - lo) / bins
+  cdf = sum(w * ndtr((edges - m[0]) / s) for w, m, s in zip(mix.weights, mix.means, mix.stds))
+  return jnp.diff(cdf) / ((hi - lo) / bins)

@@ -93,7 +93,7 @@ def test_exact_kde_equals_scipy_gaussian_kde(rule, c, n, data):
   grid = Grid(lo=-7.0, hi=6.0, size=301)
   points, _ = mixture.grid_points(grid, 1)
   kde = learners.kde(grid, points, 1, c, rule, "exact")
-  params = kde.fit(_padded(x[:, None], n + 17), n, {})
+  params = kde.fit(jax.random.key(0), _padded(x[:, None], n + 17), learners.uniform_rows(n), {})
   np.testing.assert_allclose(float(params["h"]), h, rtol=1e-5)
   ref = ref_kde(np.asarray(points[:, 0], np.float64))
   np.testing.assert_allclose(np.asarray(kde.density(params)), ref, rtol=2e-5, atol=1e-7)
@@ -113,7 +113,7 @@ def test_binned_density_equals_exact_kde_in_2d():
   points, cell = mixture.grid_points(grid, 2)
   x = _padded(mixture.sample(jax.random.key(0), MIXTURE_2D, 120), 150)
   binned, exact = (learners.kde(grid, points, 2, method=m) for m in ("binned", "exact"))
-  params = binned.fit(x, 120, {})
+  params = binned.fit(jax.random.key(0), x, learners.uniform_rows(120), {})
   b, e = binned.density(params), exact.density(params)
   np.testing.assert_allclose(float(e.sum() * cell), 1.0, atol=1e-4)
   assert float(tv_grid(b, e, cell)) < 4e-3        # 2.3e-3 seen (dx / h ~ 0.5)
@@ -123,7 +123,7 @@ def test_kde_samples_only_the_data_rows():
   n = 40
   x = np.random.default_rng(0).normal(size=(n, 1)).astype(np.float32)
   kde = learners.kde(GRID, mixture.grid_points(GRID, 1)[0], 1)
-  params = kde.fit(_padded(x, 64), n, {})
+  params = kde.fit(jax.random.key(0), _padded(x, 64), learners.uniform_rows(n), {})
   h = float(params["h"])
   s = np.asarray(kde.sample(jax.random.key(1), params, 20_000))
   gap = np.abs(s - x[:, 0][None, :]).min(1)           # distance to the nearest data row
