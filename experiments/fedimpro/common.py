@@ -31,7 +31,7 @@ from jaxlab.federated.eval import make_evaluate, pad_eval
 from jaxlab.federated.types import Model
 from jaxlab.methods import fedimpro
 from jaxlab.methods.fedimpro import FedImproConfig
-from jaxlab.methods.fedimpro.diagnostics import estimate_error
+from jaxlab.methods.fedimpro.diagnostics import estimate_error, true_class_stats
 from jaxlab.federated.sweep import Sweep
 
 # Named FedImpro variants (overrides of Config.fedimpro), run beside the default.
@@ -42,7 +42,13 @@ VARIANTS = {
   "last_batch": {"estimator": "last_batch"},
   "faithful": {"estimator": "running", "sigma_clip": None,
                "server_estimate": "selected_label_size"},
+  # Diagnostics, not federated: after every round the driver sets the global estimate to
+  # the true class mean/std of the new global model's features on the probe rows; the
+  # clients never update it (beta_m = 1). ``oracle_clip`` keeps the 0.1 sigma clip.
+  "oracle": {"estimator": "as_coded", "client_beta": 1.0, "sigma_clip": None},
+  "oracle_clip": {"estimator": "as_coded", "client_beta": 1.0},
 }
+ORACLES = ("oracle", "oracle_clip")
 _EST_KEYS = ("est_rel_mean_err", "est_sigma_ratio", "est_sigma", "true_std")
 
 
@@ -154,10 +160,10 @@ class Run:
 
   def __init__(self, cfg: Config, ds: data_lib.Arrays, setting: str, method: str,
                split_after: int, sigmas: tuple[float, ...] = (0.0,),
-               fi_config: FedImproConfig | None = None):
+               fi_config: FedImproConfig | None = None, oracle: bool = False):
     alpha, k, s = parse_setting(setting)
     self.cfg, self.k, self.s, self.method = cfg, k, s, method
-    self.probe = None
+    self.probe = self.truth = None
     c = ds.num_classes
     self.parts = [partition.hetero(ds.y_train, k, alpha, seed=seed) for seed in cfg.seeds]
     module = _module(cfg, c)
@@ -172,7 +178,11 @@ class Run:
                          batch_size=cfg.batch_size, local_epochs=cfg.local_epochs)
       self.model, alg = fi.model, fi.algorithm
       if cfg.probe_size:
-        self.probe = _make_probe(fi.split, ds, cfg.probe_size)
+        self.probe, self.truth = _make_probe(fi.split, ds, cfg.probe_size)
+      if oracle and self.truth is None:
+        raise ConfigError("the oracle variants need probe_size > 0 (the rows they read)")
+      self.clip = (fi_config or cfg.fedimpro).sigma_clip
+    self.oracle = oracle
     # Runs: seeds x sigmas (row-major); a seed's partition and key repeat over sigmas.
     self.labels = [(seed, sig) for seed in cfg.seeds for sig in sigmas]
     which = [cfg.seeds.index(seed) for seed, _ in self.labels]
@@ -200,9 +210,13 @@ class Run:
       sims, extra = ckpt.restore(sims)
       start, acc = int(extra["round"]), [list(a) for a in extra["acc"]]
       _drop_rows(writer, tag, start)
+    if self.oracle and start == 0:
+      sims = self._set_oracle(sims)
     for r in progress(range(start, cfg.rounds), total=cfg.rounds - start, desc=tag):
       ids = sample_clients(r, self.k, self.s)
       sims, m = self.sweep.run_round(sims, ids, self.keys)
+      if self.oracle:
+        sims = self._set_oracle(sims)
       row = {"run": tag, "round": r + 1}
       if (r + 1) % cfg.eval_every == 0 or r + 1 == cfg.rounds:
         a = np.asarray(self.evaluate(sims.server.params, sims.server.model_state))
@@ -224,8 +238,19 @@ class Run:
     return np.asarray(acc, np.float64)  # [evals, 1 + R]
 
 
+  def _set_oracle(self, sims):
+    """The global estimate := true class stats of the global model (diagnostic only)."""
+    true = self.truth(sims.server.params, sims.server.model_state)
+    if self.clip is not None:
+      true = true._replace(sigma=jnp.minimum(true.sigma, self.clip))
+    ext = {**sims.server.ext, "stats": true}
+    return sims._replace(server=sims.server._replace(ext=ext))
+
+
 def _make_probe(split, ds: data_lib.Arrays, size: int):
-  """``(params, model_state, stats) [R] -> estimate_error`` on a fixed training subset."""
+  """On a fixed training subset, vmapped over runs:
+  ``probe(params, model_state, stats) -> estimate_error`` and
+  ``truth(params, model_state) -> FeatureStats`` (true class mean / std)."""
   idx = np.sort(np.random.RandomState(0).permutation(len(ds.y_train))[:size])
   x = ds.preprocess(jnp.asarray(ds.x_train[idx]))
   y = jnp.asarray(ds.y_train[idx])
@@ -234,7 +259,11 @@ def _make_probe(split, ds: data_lib.Arrays, size: int):
     h, _ = split.low(params, model_state, x, False)
     return estimate_error(stats, h, y, ds.num_classes)
 
-  return jax.jit(jax.vmap(one))
+  def truth(params, model_state):
+    h, _ = split.low(params, model_state, x, False)
+    return true_class_stats(h, y, ds.num_classes)[1]
+
+  return jax.jit(jax.vmap(one)), jax.jit(jax.vmap(truth))
 
 
 def estimator_trace(writer: MetricsWriter, tag: str, at: tuple[int, ...] = (5, 10, 20)):
@@ -284,7 +313,8 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
       tag = f"{setting.replace('/', '_')}_{method}"
       fic = variant_config(cfg.fedimpro, method[9:]) if method.startswith("fedimpro_") else None
       acc = Run(cfg, ds, setting, "fedavg" if method == "fedavg" else "fedimpro",
-                cfg.split_after, fi_config=fic).train(out_dir, tag, writer, offset)
+                cfg.split_after, fi_config=fic,
+                oracle=method[9:] in ORACLES).train(out_dir, tag, writer, offset)
       offset += cfg.rounds + 1
       curves[(setting, method)] = acc
     # The paper's Table 2 target: FedAvg's best (here: of the seed-mean curve).

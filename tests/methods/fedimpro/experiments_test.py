@@ -76,6 +76,9 @@ def test_variants_and_paired_ci():
   assert (v.estimator, v.sigma_clip, v.server_estimate) == ("running", None, "selected_label_size")
   assert v.fake_weight_max_epochs == 30.0 and not v.quirk_last_batch_estimator
   assert common.variant_config(base, "as_coded_noclip").estimator == "as_coded"
+  o = common.variant_config(base, "oracle")  # clients never move the oracle estimate
+  assert (o.estimator, o.client_beta, o.sigma_clip) == ("as_coded", 1.0, None)
+  assert common.variant_config(base, "oracle_clip").sigma_clip == 0.1
   with pytest.raises(ConfigError, match="variant 'kalman' is unknown"):
     common.variant_config(base, "kalman")
   # Paired differences 0.02, 0.04, 0.00: mean 0.02, sd 0.02, t(0.975, 2) = 4.3027.
