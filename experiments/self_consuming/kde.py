@@ -89,7 +89,8 @@ def run(config: Settings, out_dir: pathlib.Path) -> dict:
     result[f"gen{g}_tv_peak"] = float(mean[peak])
     result[f"gen{g}_peak_n_synthetic"] = int(ns[peak])
     result[f"gen{g}_tv_at_max"] = float(mean[-1])
-    result[f"gen{g}_peak_z_paired"] = float(diff.mean() / _se(diff))
+    se_diff = _se(diff)                              # 0 when the peak is n_s = 0 itself
+    result[f"gen{g}_peak_z_paired"] = float(diff.mean() / se_diff) if se_diff > 0 else 0.0
     for s, m, e in zip(ns, mean, se):
       writer.write(int(s), {f"hump/gen{g}/tv": float(m), f"hump/gen{g}/se": float(e)})
     ys[f"scaffold bound (ours), gen {g}"] = scaffold_bound(c, a, base.n_real, np.maximum(ns, 1), g)
