@@ -32,8 +32,9 @@ from jaxlab.methods.fedimpro.split import SplitModel, from_flax
 Config = FedImproConfig
 
 __all__ = [
-  "COUNTS", "Config", "FeatureStats", "FedImpro", "FedImproConfig", "SplitModel", "add_upload_noise",
-  "as_coded_beta", "balanced_labels", "class_counts", "class_moments", "ema_weight",
-  "estimate_error", "fake_weight", "fedimpro_loss", "from_flax", "init_stats", "true_class_stats", "label_size_mean", "make", "make_plugin", "sample_fake",
-  "total_variance", "uniform_mean", "update_stats",
+  "COUNTS", "Config", "FeatureStats", "FedImpro", "FedImproConfig", "SplitModel",
+  "add_upload_noise", "as_coded_beta", "balanced_labels", "class_counts", "class_moments",
+  "ema_weight", "estimate_error", "fake_weight", "fedimpro_loss", "from_flax", "init_stats",
+  "label_size_mean", "make", "make_plugin", "sample_fake", "total_variance",
+  "true_class_stats", "uniform_mean", "update_stats",
 ]

@@ -17,7 +17,9 @@ import jax.numpy as jnp
 from jaxlab.methods.fedimpro.estimator import FeatureStats
 
 
-def true_class_stats(h: jax.Array, y: jax.Array, num_classes: int) -> tuple[jax.Array, FeatureStats]:
+def true_class_stats(
+  h: jax.Array, y: jax.Array, num_classes: int
+) -> tuple[jax.Array, FeatureStats]:
   """Per-class count f32[C] and exact mean / population std FeatureStats [C, D]."""
   h = h.reshape(h.shape[0], -1).astype(jnp.float32)
   onehot = jax.nn.one_hot(y, num_classes, dtype=h.dtype)
