@@ -16,6 +16,9 @@ Dirichlet(0.1) partition of MNIST over 100 clients and the init), MLP 784-200-20
 versus the same runs one after another in the PyTorch loop below (a FedProx term
 added when mu > 0). ``--sweep-torch-runs`` of the 64 torch runs are timed (spread
 over the grid) and the total is scaled to 64, which the output says.
+``--sweep-packing jobs,runs`` times the packed layout (the default: every run's
+clients sorted together, one program for every round) and the rank-aligned one
+(engine v1) in the same process; the first listed is compared with torch.
 
 Every timing goes through ``jaxlab.core.bench`` (load average at start and end,
 compile time beside steady-state time, a JSON record in $JAXLAB_BENCH_JSON).
@@ -32,6 +35,7 @@ there are cores (and also 1 thread up to --single-thread-max-clients clients).
 
 import argparse
 import copy
+import dataclasses
 import os
 import resource
 import sys
@@ -249,8 +253,8 @@ def main():
                   help="sweep: torch runs actually timed (spread over the grid), scaled to R;"
                        " 0 skips torch (jaxlab timings only)")
   ap.add_argument("--sweep-packing", default="jobs",
-                  help="sweep: Sweep packings to time, comma-separated ('jobs', 'runs'); the"
-                       " first is compared with torch")
+                  help="sweep: Sweep packings to time, comma-separated ('jobs', 'runs', or"
+                       " 'jobs:20' with its own group count); the first is compared with torch")
   ap.add_argument("--json", default=None, help="append the bench record here")
   args = ap.parse_args()
   rec = bench.Recorder("federated_sweep" if args.sweep else "federated", vars(args), args.json)
@@ -340,11 +344,13 @@ def sweep_bench(x, y, args, rec):
   keys = jnp.stack([jax.random.key(s) for s, _, _ in runs])
   hp = {"learning_rate": [lr for _, lr, _ in runs], "mu": [mu for _, _, mu in runs]}
   results = {}
-  for packing in args.sweep_packing.split(","):
+  for spec in args.sweep_packing.split(","):        # "jobs" or "jobs:20" (its own groups)
+    packing, _, groups = spec.partition(":")
     with PeakRSS() as mem_build:
-      sw = sweep_lib.Sweep(alg, cfg, x, y, [parts[s] for s, _, _ in runs], preprocess=prep,
-                           mesh=mesh, packing=packing)
-    results[packing] = time_sweep(sw, keys, hp, ids_per_round, args, mem_build)
+      sw = sweep_lib.Sweep(alg, dataclasses.replace(cfg, groups=int(groups or cfg.groups)),
+                           x, y, [parts[s] for s, _, _ in runs], preprocess=prep, mesh=mesh,
+                           packing=packing)
+    results[spec] = time_sweep(sw, keys, hp, ids_per_round, args, mem_build)
   packing = args.sweep_packing.split(",")[0]
   tj, out, waste = results[packing]
   if args.sweep_torch_runs <= 0:

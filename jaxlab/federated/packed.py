@@ -17,7 +17,8 @@ Per round, on one block of runs (all runs, or one device's runs under
    over runs as in the engine: per-run data is never copied per job);
 2. per group: gather each job's server, persistent row, meta and sampler state,
    run ``client_init``, the gated local steps and ``client_final``, and scatter the
-   row into the client table and the upload into a run-major [Rb, S] buffer;
+   row into the client table and the upload into a run-major [Rb, S] buffer
+   (the groups are a ``lax.scan``, so compile time does not grow with G);
 3. per run: the algorithm's aggregation over its S uploads in the sampled order
    (the engine's single group, so the sums round as the engine's do) and
    ``server_update``.
@@ -168,20 +169,29 @@ def make_round(alg: FedAlgorithm, sampler: Sampler, data_flags):
     rb, s = meta.id.shape
     sst, ckeys = jax.vmap(prepare, in_axes=(0, 0, data_axes, 0))(server, meta, data, keys)
     vrun = jax.vmap(run1, in_axes=(0, 0, 0, 0, 0, data_axes, None))
-    ups = msum = None
-    zeros = lambda tree, lead: jax.tree.map(
-      lambda a: jnp.zeros((*lead, *a.shape[1:]), a.dtype), tree)
-    for g in range(jobs.run.shape[0]):
-      run, slot, jm = jobs.run[g], jobs.slot[g], ClientMeta(*[a[g] for a in jobs.meta])
+
+    def run_group(clients, g):
+      run, slot, jm, trips = g
       rows = jax.tree.map(lambda t: t.at[run, jm.id].get(mode="fill", fill_value=0), clients)
       data_j = jax.tree.map(lambda f, a: _take(a, run) if f else a, data_flags, data)
-      up, new_rows, m = vrun(_take(server, run), rows, jm, _take(sst, run, slot),
-                             _take(ckeys, run, slot), data_j, jobs.trips[g])
+      return vrun(_take(server, run), rows, jm, _take(sst, run, slot), _take(ckeys, run, slot),
+                  data_j, trips)
+
+    def body(carry, g):        # one group; a scan, so compile time does not grow with G
+      clients, ups, msum = carry
+      run, slot, jm, _ = g
+      up, new_rows, m = run_group(clients, g)
       clients = jax.tree.map(lambda t, r: t.at[run, jm.id].set(r, mode="drop"), clients,
                              new_rows)
-      ups = _put(zeros(up, (rb, s)) if ups is None else ups, run, slot, up)
-      msum = jax.tree.map(lambda a, v: a.at[run].add(v, mode="drop"),
-                          zeros(m, (rb,)) if msum is None else msum, m)
+      msum = jax.tree.map(lambda a, v: a.at[run].add(v, mode="drop"), msum, m)
+      return (clients, _put(ups, run, slot, up), msum), None
+
+    xs = (jobs.run, jobs.slot, jobs.meta, jobs.trips)
+    up, _, m = jax.eval_shape(run_group, clients, jax.tree.map(lambda a: a[0], xs))
+    zeros = lambda tree, lead: jax.tree.map(
+      lambda a: jnp.zeros((*lead, *a.shape[1:]), a.dtype), tree)
+    (clients, ups, msum), _ = jax.lax.scan(body, (clients, zeros(up, (rb, s)), zeros(m, (rb,))),
+                                           xs)
     server, metrics = jax.vmap(finish)(server, ups, meta, keys, msum)
     return SimState(server, clients), metrics
 

@@ -15,10 +15,13 @@ config) is a separate ``Sweep`` and compile: asking ``init`` to sweep such a nam
 a one-line error listing the sweepable names.
 
 Every run samples the same client ids each round (round-seeded sampling); each
-run's clients take their own step counts, padded to the scan length of the
-longest client of all runs (``groups`` > 1 sorts each run's clients by steps and
-cuts them into equal groups, each with its own scan length). ``client_chunk``
-bounds the round memory as in the engine. With a ``mesh`` that has a ``sweep``
+run's clients take their own step counts. ``packing="jobs"`` (the default, see
+``fl.packed``) sorts the R·S (run, client) jobs of a round together into
+``groups`` equal groups with traced trip counts: little padding, one compiled
+program for every round. ``packing="runs"`` (the default with ``client_chunk``,
+which it honours as the engine does) aligns runs by rank: each run's clients are
+sorted and cut at the same ranks, padded to the longest client of that rank over
+all runs, one compile per tuple of scan lengths. With a ``mesh`` that has a ``sweep``
 axis, the runs axis of the state, round inputs, per-run data and keys is sharded
 over it (R divisible by the axis size): each device holds R / devices runs.
 """
