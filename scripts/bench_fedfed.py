@@ -36,7 +36,8 @@ def jax_setup(ds, parts, engine: str):
   from jaxlab.models import CNN
   sample_x = jnp.asarray(ds.x_train[:B], jnp.float32) / 255.0
   cfg = fedfed.FedFedConfig(vae_width=8)
-  ff = fedfed.make(CNN(num_classes=C, channels=CH, hidden=HID), CNN(num_classes=C, channels=(4, 8),
+  ff = fedfed.make(CNN(num_classes=C, channels=CH, hidden=HID, im2col=True),
+                   CNN(num_classes=C, channels=(4, 8),
                    hidden=16), config=cfg, sample_x=sample_x,
                    client_tx=fl.client_sgd(0.01, 0.9, 1e-4), num_clients=K, num_classes=C,
                    batch_size=B, persist_opt_state=True)

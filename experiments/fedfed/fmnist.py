@@ -19,7 +19,7 @@ Config = study.StudyConfig
 
 def get_config(smoke: bool = False) -> study.StudyConfig:
   if smoke:
-    return common.smoke("fashion_mnist", bases=("fedavg", "fedprox"))
+    return common.smoke("fashion_mnist", bases=("fedprox",))
   return study.StudyConfig(
     dataset="fashion_mnist", cnn_channels=(32, 64), cnn_hidden=512,
     settings=("0.1/10/5", "0.05/10/5", "0.1/100/10"),

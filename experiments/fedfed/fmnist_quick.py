@@ -21,10 +21,10 @@ def get_config(smoke: bool = False) -> study.StudyConfig:
   if smoke:
     return common.smoke("fashion_mnist", sigmas=(0.5,))
   return study.StudyConfig(
-    dataset="fashion_mnist", train_size=3000, test_size=1000, cnn_channels=(16, 32),
-    cnn_hidden=128, settings=("0.1/10/5",), seeds=(0,), sigmas=(0.05, 0.5), rounds=20,
-    batch_size=32, checkpoint_every=10,
-    fedfed=FedFedConfig(vae_width=16, vae_rounds=3, vae_per_round=10, vae_aug_batch=32))
+    dataset="fashion_mnist", train_size=2000, test_size=1000, cnn_channels=(16, 32),
+    cnn_hidden=128, settings=("0.1/10/5",), seeds=(0,), sigmas=(0.05, 0.5), rounds=15,
+    batch_size=32, checkpoint_every=5,
+    fedfed=FedFedConfig(vae_width=8, vae_rounds=2, vae_per_round=10, vae_aug_batch=32))
 
 
 def run(config: study.StudyConfig, out_dir: pathlib.Path) -> dict:

@@ -29,6 +29,7 @@ from jaxlab.methods.fedfed import data as data_lib
 from jaxlab.methods.fedfed import diagnostics
 from jaxlab.methods.fedfed.config import SIGMA1, SIGMA2, FedFedConfig
 from jaxlab.methods.fedfed.method import extra_fn, make
+from jaxlab.methods.fedfed.runs import SequentialRuns
 
 SIGMA2_RATIO = 1.25   # a swept sigma s sets sigma1 = s, sigma2 = 1.25·s (the reference's 0.2/0.25)
 
@@ -41,7 +42,10 @@ class StudyConfig:
     dataset: mnist, fashion_mnist, cifar10 (local cache or path), random_cifar, random_mnist.
     train_size / test_size: class-stratified subsets (0 = all).
     model: phase-2 classifier and g: ``cnn`` (FedAvg CNN) or ``resnet``.
-    cnn_channels, cnn_hidden / resnet_stages, resnet_width: their sizes.
+    cnn_channels, cnn_hidden / resnet_stages, resnet_width: their sizes; cnn_im2col: the
+      matmul convolution (XLA:CPU's fast path for vmapped clients).
+    phase1_engine: ``sequential`` (one client at a time: fastest on CPU for the VAE) or
+      ``sweep`` (vmapped clients and runs: for accelerators).
     settings: ``"alpha/K/S"`` strings.
     bases: base algorithms.
     seeds: one run per seed (own partition, init and batches), vmapped.
@@ -60,6 +64,7 @@ class StudyConfig:
   model: Literal["cnn", "resnet"] = "cnn"
   cnn_channels: tuple[int, int] = (32, 64)
   cnn_hidden: int = 512
+  cnn_im2col: bool = True
   resnet_stages: tuple[int, ...] = (2, 2, 2, 2)
   resnet_width: int = 64
   settings: tuple[str, ...] = ("0.1/10/5",)
@@ -78,6 +83,7 @@ class StudyConfig:
   eval_every: int = 1
   checkpoint_every: int = 10
   step_bucket: str = "mult:8"
+  phase1_engine: Literal["sequential", "sweep"] = "sequential"
 
 
 def parse_setting(text: str) -> tuple[float, int, int]:
@@ -94,7 +100,8 @@ def parse_setting(text: str) -> tuple[float, int, int]:
 def _module(cfg: StudyConfig, num_classes: int):
   from jaxlab.models import CNN, ResNet
   if cfg.model == "cnn":
-    return CNN(num_classes=num_classes, channels=cfg.cnn_channels, hidden=cfg.cnn_hidden)
+    return CNN(num_classes=num_classes, channels=cfg.cnn_channels, hidden=cfg.cnn_hidden,
+               im2col=cfg.cnn_im2col)
   if cfg.model == "resnet":
     return ResNet(stage_sizes=cfg.resnet_stages, width=cfg.resnet_width, num_classes=num_classes)
   raise ConfigError(f"model={cfg.model!r}; use cnn or resnet")
@@ -202,17 +209,27 @@ class Setting:
 
 
 def distill(st: Setting, out_dir: pathlib.Path, writer: MetricsWriter, offset: int):
-  """Phase 1 for every run of the setting (resumable as one checkpoint at its end)."""
+  """Phase 1, one run per seed at the default sigmas (resumable: one checkpoint at its end).
+
+  The swept sigmas reuse their seed's VAE and change only the shared noise (and so
+  phase 2): a cost cut, documented in docs/fedfed.md.
+  """
   cfg = st.cfg
+  runs = [(seed, 0) for seed in cfg.seeds]
   ff = st.fedfed(cfg.bases[0])
   ds = st.ds
 
   def make_runner(phase_alg, epochs):
+    if cfg.phase1_engine == "sequential":
+      return SequentialRuns(phase_alg, st.engine_config(cfg.fedfed.vae_batch, epochs),
+                            ds.x_train, ds.y_train, [st.parts[seed] for seed, _ in runs],
+                            extra=extra_fn(ds.y_train, ds.num_classes, cfg.fedfed),
+                            sampler=ff.phase_sampler)
     return Sweep(phase_alg, st.engine_config(cfg.fedfed.vae_batch, epochs), ds.x_train,
-                 ds.y_train, [st.parts[seed] for seed, _ in st.runs],
+                 ds.y_train, [st.parts[seed] for seed, _ in runs],
                  extra=extra_fn(ds.y_train, ds.num_classes, cfg.fedfed), sampler=ff.phase_sampler)
 
-  keys, hp = st.keys(st.runs), st.hparams(st.runs)
+  keys, hp = st.keys(runs), st.hparams(runs)
   tag = f"{st.setting.replace('/', '_')}_distill"
   ckpt = _ckpt(out_dir, tag, cfg.checkpoint_every)
   if ckpt is not None and ckpt.latest_step() is not None:
@@ -238,7 +255,8 @@ def run_fedfed(st: Setting, base: str, p1_sims, run_ids, out_dir, writer, offset
                 ds.y_train, [st.parts[seed] for seed, _ in runs], sampler=ff.sampler)
   keys = st.keys(runs)
   sims = sweep.init(keys, st.hparams(runs))
-  p1 = jax.tree.map(lambda a: a[jnp.asarray(run_ids)], p1_sims)
+  p1 = jax.tree.map(lambda a: a[jnp.asarray([cfg.seeds.index(seed) for seed, _ in runs])],
+                    p1_sims)
   pool_sims = phases.handoff(ff.phase, p1, sims)
   pool_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, 99)
   sweep = sweep.add_pool(ff.make_pool(sweep.data.idx.shape[-1]), pool_sims, pool_keys)
@@ -280,7 +298,7 @@ def _measure(st: Setting, ff, p1_sims, run: int) -> dict:
   tr = data_lib.stratified_subset(ds.y_train, 2000, 0)
   te = data_lib.stratified_subset(ds.y_test, 1000, 1)
   f = lambda a: jnp.asarray(a, jnp.float32) / 255.0
-  sigma1 = st.sig[st.runs[run][1]][0]
+  sigma1 = st.sig[0][0]
   return diagnostics.measure(ff.vae, vae, f(ds.x_train[tr]), ds.y_train[tr], f(ds.x_test[te]),
                              ds.y_test[te], sigma1, jax.random.key(0), ds.num_classes)
 
@@ -313,7 +331,7 @@ def run_study(cfg: StudyConfig, out_dir: pathlib.Path) -> dict:
     ff, p1 = distill(st, out_dir, writer, offset)
     offset += cfg.fedfed.vae_rounds + 1
     default = [i for i, (_, j) in enumerate(st.runs) if j == 0]
-    res: dict[str, Any] = {"diagnostics": _measure(st, ff, p1, default[0])}
+    res: dict[str, Any] = {"diagnostics": _measure(st, ff, p1, 0)}
     stem = setting.replace("/", "_").replace(".", "p")
     for b, base in enumerate(cfg.bases):
       ids = list(range(len(st.runs))) if b == 0 and cfg.sigmas and setting == cfg.settings[0] \
