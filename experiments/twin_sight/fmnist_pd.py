@@ -15,7 +15,8 @@ Config = study.StudyConfig
 
 
 def get_config(smoke: bool = False) -> study.StudyConfig:
-  return common.fmnist(smoke, smoke_methods=("freematch", "twin_sight"), twin=common.PD, labeled_fraction=0.05)
+  return common.fmnist(smoke, smoke_methods=("freematch", "twin_sight"), twin=common.PD,
+                       labeled_fraction=0.05)
 
 
 def run(config: study.StudyConfig, out_dir: pathlib.Path) -> dict:

@@ -2,7 +2,6 @@
 
 from typing import NamedTuple
 
-import jax
 import optax
 
 from jaxlab.core.errors import ConfigError
