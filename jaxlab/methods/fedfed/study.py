@@ -108,7 +108,9 @@ def _module(cfg: StudyConfig, num_classes: int):
 
 
 def _base_kwargs(cfg: StudyConfig, base: str) -> dict:
-  kw = {"persist_opt_state": cfg.persist_opt_state}
+  # FedNova's a_k models momentum within a round only: the engine refuses a momentum
+  # buffer kept across rounds, so FedNova clients start each round with a fresh optimizer.
+  kw = {"persist_opt_state": cfg.persist_opt_state and base != "fednova"}
   return {**kw, "mu": cfg.mu} if base == "fedprox" else kw
 
 
