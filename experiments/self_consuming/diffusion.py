@@ -26,7 +26,7 @@ NOTE = "reconstructed learner; Fu et al.'s constants unverified"
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
-  """``base`` drives the grid (``base.n_real`` real rows at every lambda); the tau sweep reuses it."""
+  """``base`` drives the grid (``base.n_real`` real rows at every lambda); tau sweep reuses it."""
 
   base: Config = Config(learner="diffusion", scenario="augment_fixed_real", grid=Grid(size=200),
                         seeds=24, generations=10, n_real=200,

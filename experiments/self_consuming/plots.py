@@ -1,4 +1,4 @@
-"""Figures (PNG) and tables of the lambda x n_synthetic study, shared by the KDE and diffusion experiments."""
+"""Figures (PNG) and tables of the lambda x n_synthetic study (KDE and diffusion experiments)."""
 
 import pathlib
 
@@ -73,13 +73,15 @@ def phase_report(result: dict, what: str) -> str:
   rows = [f"{what}: n_real = {result['n_real']}, {result['seeds']} seeds; generation-0 TV"
           f" {result['gen0_tv']:.4f}. Rise = TV(peak) - TV(n_s=0), fall = TV(peak) - TV(largest"
           " n_s), 95% CI, peak chosen on even seeds and tested on odd ones.", "",
-          "| lambda | generation | peak n_s | rise | fall | rise-then-fall |", "| --- | --- | --- | --- | --- | --- |"]
+          "| lambda | generation | peak n_s | rise | fall | rise-then-fall |",
+          "| --- | --- | --- | --- | --- | --- |"]
   tags = sorted({k.split("_gen")[0] for k in result if k.endswith("_appears")})
   for tag in tags:
     for g in gens:
       p = f"{tag}_gen{g}_"
       rows.append(f"| {tag} | {g} | {result[p + 'peak_n_synthetic']} | {result[p + 'rise']:+.4f}"
-                  f" ± {result[p + 'rise_ci']:.4f} | {result[p + 'fall']:+.4f} ± {result[p + 'fall_ci']:.4f}"
+                  f" ± {result[p + 'rise_ci']:.4f} | {result[p + 'fall']:+.4f}"
+                  f" ± {result[p + 'fall_ci']:.4f}"
                   f" | {'yes' if result[p + 'appears'] else 'no'} |")
   rows += ["", "| lambda | max mean TV over generations (largest n_s) | final TV | growth over last half |",
            "| --- | --- | --- | --- |"]

@@ -115,8 +115,10 @@ def diffusion(grid: Grid, dim: int, cfg: DiffusionOptions = DiffusionOptions(),
     return jnp.zeros(g).at[idx].add(inside.astype(jnp.float32)) / (x.shape[0] * dx)
 
   if cfg.tv_method not in ("quantile", "histogram"):
-    raise ConfigError(f"unknown diffusion tv_method {cfg.tv_method!r}; use 'quantile' or 'histogram'")
-  return Learner(fit, sample, density_quantile if cfg.tv_method == "quantile" else density_histogram)
+    raise ConfigError(
+      f"unknown diffusion tv_method {cfg.tv_method!r}; use 'quantile' or 'histogram'")
+  density = density_quantile if cfg.tv_method == "quantile" else density_histogram
+  return Learner(fit, sample, density)
 
 
 def finite_sample_floor(key: jax.Array, sampler, density_fn, grid: Grid, n: int,

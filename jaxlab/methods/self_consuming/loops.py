@@ -48,8 +48,10 @@ def make_learner(cfg: Config) -> tuple[learners.Learner, jax.Array, float]:
     g = cfg.grid
     centres = g.lo + (jnp.arange(g.size) + 0.5) * (g.hi - g.lo) / g.size
     # the quantile TV compares exact bin masses; the histogram TV compares with p* at the centres
-    target = (mixture.bin_density(cfg.mixture, g.lo, g.hi, g.size)
-              if cfg.diffusion.tv_method == "quantile" else mixture.density(cfg.mixture, centres[:, None]))
+    if cfg.diffusion.tv_method == "quantile":
+      target = mixture.bin_density(cfg.mixture, g.lo, g.hi, g.size)
+    else:
+      target = mixture.density(cfg.mixture, centres[:, None])
     return diffusion(g, cfg.mixture.dim, cfg.diffusion, cfg.seed), target, (g.hi - g.lo) / g.size
   if cfg.learner == "kde":
     return learners.kde(cfg.grid, points, cfg.mixture.dim, cfg.bandwidth, cfg.bandwidth_rule,

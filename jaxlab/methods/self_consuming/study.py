@@ -39,7 +39,8 @@ def grid_points(lambdas: Sequence[float], n_synth: Sequence[int], n_real: int,
 
 def run_grid(cfg: Config, lambdas: Sequence[float], n_synth: Sequence[int],
              hp: dict[str, float] | None = None, out_dir: pathlib.Path | None = None,
-             chunk: int | None = None, buckets: int = 1, desc: str = "grid") -> dict[str, np.ndarray]:
+             chunk: int | None = None, buckets: int = 1,
+             desc: str = "grid") -> dict[str, np.ndarray]:
   """``{"tv", "var"}: [seeds, lambdas, n_synth, generations + 1]``.
 
   All (lambda, n_s) points run in one jitted program (per size bucket), vmapped
@@ -82,7 +83,7 @@ def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]
 
 
 def phase_transition(tv: np.ndarray) -> dict[str, float]:
-  """Does TV first rise, then fall, as n_s grows? ``tv``: [seeds, n_synth] at one lambda, generation.
+  """Does TV first rise, then fall, as n_s grows? ``tv``: [seeds, n_synth] (one lambda and generation).
 
   The peak is chosen on the even seeds and tested on the odd ones (no
   selection bias): ``rise`` = TV(peak) - TV(n_s = first), ``fall`` = TV(peak) -
