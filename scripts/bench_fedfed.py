@@ -43,7 +43,7 @@ def jax_setup(ds, parts, engine: str):
                    batch_size=B, persist_opt_state=True)
   extra = fedfed.extra_fn(ds.y_train, C, cfg)(parts)
   data = fl.make_fed_data(ds.x_train, ds.y_train, parts, extra=extra)
-  ecfg = fl.EngineConfig(batch_size=B, step_bucket="exact", groups=1)
+  ecfg = fl.EngineConfig(batch_size=B, step_bucket="exact", groups=4, grouping="optimal")
   p1 = fl.Engine(ff.phase.plugin, fl.EngineConfig(batch_size=cfg.vae_batch), data,
                  sampler=ff.phase_sampler).init(jax.random.key(2))
   eng = fl.Engine(ff.algorithm, ecfg, data, sampler=ff.sampler)
@@ -53,7 +53,7 @@ def jax_setup(ds, parts, engine: str):
   return eng, sim
 
 
-def bench_jax(ds, parts, engine: str):
+def bench_jax(ds, parts, engine: str, reps: int):
   from jaxlab import federated as fl
   from jaxlab.core import bench
   eng, sim = jax_setup(ds, parts, engine)
@@ -65,11 +65,11 @@ def bench_jax(ds, parts, engine: str):
       state["sim"], _ = run(state["sim"], fl.sample_clients(r, K, S), key)
     jax.block_until_ready(state["sim"])
 
-  t = bench.time_call(rounds, reps=3)
+  t = bench.time_call(rounds, reps=reps)
   return {k: v / ROUNDS for k, v in t.items()}
 
 
-def bench_torch(ds, parts, threads: int):
+def bench_torch(ds, parts, threads: int, reps: int):
   import torch
   from torch import nn
   from torch.utils.data import DataLoader, Dataset
@@ -140,7 +140,7 @@ def bench_torch(ds, parts, threads: int):
     for r in range(ROUNDS):
       one_round(r)
 
-  t = bench.time_call(rounds, reps=3)
+  t = bench.time_call(rounds, reps=reps)
   return {k: v / ROUNDS for k, v in t.items()}
 
 
@@ -148,17 +148,18 @@ def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--engine", default="vmap", choices=["vmap", "stepped"])
   ap.add_argument("--torch-threads", type=int, default=1)
+  ap.add_argument("--reps", type=int, default=3)
   args = ap.parse_args()
   if args.engine == "stepped":
     jax.config.update("jax_num_cpu_devices", 2)
   from jaxlab.core import bench
   rec = bench.Recorder("fedfed", {"K": K, "S": S, "B": B, "rounds": ROUNDS, "engine": args.engine})
   ds, parts = data()
-  tj = bench_jax(ds, parts, args.engine)
+  tj = bench_jax(ds, parts, args.engine, args.reps)
   print(f"jaxlab FedAvg+FedFed phase-2 round ({args.engine}): {tj['steady_s']:.3f} s/round"
         f" (first pass incl. compile {tj['compile_s']:.3f} s/round)")
   try:
-    tt = bench_torch(ds, parts, args.torch_threads)
+    tt = bench_torch(ds, parts, args.torch_threads, args.reps)
   except ImportError:
     print("torch not installed: no ratio")
     rec.finish()

@@ -11,6 +11,7 @@ import experiments
 from jaxlab.core.errors import AssetMissingError
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fedfed-fmnist-quick", "fedfed-fmnist", "fedfed-mnist",
                                   "fedfed-cifar10"])
 def test_smoke(name, tmp_path):
@@ -38,6 +39,7 @@ def test_cifar10_without_data_names_the_files(monkeypatch):
     data.load("/nonexistent/cifar10")
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path):
   from experiments.fedfed import fmnist_quick
   cfg = dataclasses.replace(fmnist_quick.get_config(smoke=True), rounds=3, checkpoint_every=2,
