@@ -242,8 +242,9 @@ def main():
                   help="R = 64 FedProx runs as one program vs 64 torch runs (see above)")
   ap.add_argument("--sweep-rounds", type=int, default=5)
   ap.add_argument("--sweep-per-round", type=int, default=10)
-  ap.add_argument("--sweep-groups", type=int, default=10,
-                  help="sweep: cut each run's clients (sorted by steps) into this many scans")
+  ap.add_argument("--sweep-groups", type=int, default=80,
+                  help="sweep: groups of jobs per device block (packing 'jobs': 80 = 4 jobs a"
+                       " group on 2 devices, the fastest measured; 'runs' was run at 10)")
   ap.add_argument("--sweep-mesh", default="auto", choices=("auto", "off"),
                   help="sweep: shard the runs over the 'sweep' axis of all CPU devices (auto)")
   ap.add_argument("--sweep-torch-threads", default=f"1,{os.cpu_count()}",
@@ -252,9 +253,11 @@ def main():
   ap.add_argument("--sweep-torch-runs", type=int, default=8,
                   help="sweep: torch runs actually timed (spread over the grid), scaled to R;"
                        " 0 skips torch (jaxlab timings only)")
-  ap.add_argument("--sweep-packing", default="jobs",
+  ap.add_argument("--sweep-packing", default="jobs,runs:10",
                   help="sweep: Sweep packings to time, comma-separated ('jobs', 'runs', or"
                        " 'jobs:20' with its own group count); the first is compared with torch")
+  ap.add_argument("--sweep-ab", action="store_true",
+                  help="sweep: then time the packings again with rounds interleaved (A/B)")
   ap.add_argument("--json", default=None, help="append the bench record here")
   args = ap.parse_args()
   rec = bench.Recorder("federated_sweep" if args.sweep else "federated", vars(args), args.json)
@@ -343,7 +346,7 @@ def sweep_bench(x, y, args, rec):
   print(f"jaxlab: runs sharded over {len(jax.devices()) if mesh else 1} CPU device(s)")
   keys = jnp.stack([jax.random.key(s) for s, _, _ in runs])
   hp = {"learning_rate": [lr for _, lr, _ in runs], "mu": [mu for _, _, mu in runs]}
-  results = {}
+  results, sweeps = {}, {}
   for spec in args.sweep_packing.split(","):        # "jobs" or "jobs:20" (its own groups)
     packing, _, groups = spec.partition(":")
     with PeakRSS() as mem_build:
@@ -351,8 +354,11 @@ def sweep_bench(x, y, args, rec):
                            x, y, [parts[s] for s, _, _ in runs], preprocess=prep, mesh=mesh,
                            packing=packing)
     results[spec] = time_sweep(sw, keys, hp, ids_per_round, args, mem_build)
+    sweeps[spec] = sw
   packing = args.sweep_packing.split(",")[0]
   tj, out, waste = results[packing]
+  if args.sweep_ab:
+    sweep_ab(sweeps, keys, hp, ids_per_round)
   if args.sweep_torch_runs <= 0:
     return
   # torch: the same runs one after another (a spread subset, scaled to R).
@@ -391,6 +397,24 @@ def sweep_bench(x, y, args, rec):
           peak_rss_mb=out["max"], torch_peak_rss_mb=tmem.max)
   rec.row("FedProx sweep R=64 (first call incl. compile)", jaxlab_s=tj["compile_s"],
           baseline_s=t_torch)
+
+
+def sweep_ab(sweeps, keys, hp, ids_per_round, passes=2):
+  """The same rounds timed again, alternating the sweeps round by round (same load)."""
+  load = lambda: open("/proc/loadavg").read().split()[0]
+  for p in range(passes):
+    sims = {k: sw.init(keys, hp) for k, sw in sweeps.items()}
+    tot = dict.fromkeys(sweeps, 0.0)
+    for ids in ids_per_round:
+      for k, sw in sweeps.items():
+        t0 = time.perf_counter()
+        sims[k], _ = sw.run_round(sims[k], ids, keys)
+        jax.block_until_ready(sims[k])
+        tot[k] += time.perf_counter() - t0
+    first = next(iter(sweeps))
+    print(f"A/B pass {p + 1} (rounds interleaved, load {load()}): "
+          + ", ".join(f"{k} {v:.1f} s ({v / tot[first]:.2f}x of {first})" for k, v in tot.items()),
+          flush=True)
 
 
 def time_sweep(sw, keys, hp, ids_per_round, args, mem_build):
