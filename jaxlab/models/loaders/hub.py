@@ -16,20 +16,23 @@ def hub_cache_dir() -> str:
 def resolve_hub_id(repo_id: str, revision: str = "main") -> str:
   """The snapshot directory of `repo_id` in the local HF cache (never downloads).
 
+  Reads the cache layout directly (``models--org--name/refs/<revision>`` ->
+  ``snapshots/<commit>``; a commit hash as ``revision`` is taken as is), so no
+  code path here can reach the network.
+
   Raises:
     AssetMissingError: one line naming the cache path, when the model is not cached.
   """
-  from huggingface_hub import snapshot_download  # noqa: PLC0415 (optional, heavy)
-  from huggingface_hub.errors import LocalEntryNotFoundError  # noqa: PLC0415
-
   cache = hub_cache_dir()
-  try:
-    path = snapshot_download(repo_id, revision=revision, cache_dir=cache, local_files_only=True)
-  except (LocalEntryNotFoundError, FileNotFoundError, OSError) as e:
+  repo = os.path.join(cache, "models--" + repo_id.replace("/", "--"))
+  ref = os.path.join(repo, "refs", revision)
+  commit = open(ref).read().strip() if os.path.isfile(ref) else revision
+  path = os.path.join(repo, "snapshots", commit)
+  if not os.path.isdir(path):
     raise AssetMissingError(
-      f"{repo_id!r} is not in the local Hugging Face cache {cache} (jaxlab never downloads); "
-      f"fetch it elsewhere with `hf download {repo_id}` and copy the cache, or pass a "
-      "checkpoint directory.") from e
+      f"{repo_id!r} (revision {revision!r}) is not in the local Hugging Face cache {cache} "
+      f"(looked for {path}; jaxlab never downloads); fetch it elsewhere with "
+      f"`hf download {repo_id}` and copy the cache, or pass a checkpoint directory.")
   if not os.path.exists(os.path.join(path, "config.json")):
     raise AssetMissingError(f"{repo_id!r} in the HF cache {cache} has no config.json at "
                             f"{path}; it is not a complete decoder checkpoint.")
