@@ -32,8 +32,10 @@ declare -A CMD=(
   [federated]="scripts/bench_federated.py --models mlp,cnn --clients 10,100 --repeats 2"
   [federated_sweep]="scripts/bench_federated.py --sweep"
   [fedimpro]="scripts/bench_fedimpro.py"
+  [fedfed]="scripts/bench_fedfed.py --reps 3"
+  [twin_sight]="scripts/bench_twin_sight.py --reps 3"
 )
-ORDER=(sinkhorn apw self_consuming dqs patching decoder spt federated federated_sweep fedimpro)
+ORDER=(sinkhorn apw self_consuming dqs patching decoder spt federated federated_sweep fedimpro fedfed twin_sight)
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${ORDER[@]}")
 for n in "${names[@]}"; do
