@@ -110,17 +110,6 @@ class Config:
   step_bucket: str = "mult:8"
 
 
-def parse_setting(text: str) -> tuple[float, int, int]:
-  try:
-    a, k, s = text.split("/")
-    alpha, k, s = float(a), int(k), int(s)
-  except ValueError:
-    raise ConfigError(f"setting {text!r}: expected 'alpha/K/S', e.g. '0.1/10/5'") from None
-  if not (alpha > 0 and 1 <= s <= k):
-    raise ConfigError(f"setting {text!r}: need alpha > 0 and 1 <= S <= K")
-  return alpha, k, s
-
-
 def variant_config(base: FedImproConfig, name: str) -> FedImproConfig:
   """``base`` with the overrides of ``VARIANTS[name]``."""
   if name not in VARIANTS:
@@ -161,7 +150,7 @@ class Run:
   def __init__(self, cfg: Config, ds: data_lib.Arrays, setting: str, method: str,
                split_after: int, sigmas: tuple[float, ...] = (0.0,),
                fi_config: FedImproConfig | None = None, oracle: bool = False):
-    alpha, k, s = parse_setting(setting)
+    alpha, k, s = partition.parse_setting(setting)
     self.cfg, self.k, self.s, self.method = cfg, k, s, method
     self.probe = self.truth = None
     c = ds.num_classes

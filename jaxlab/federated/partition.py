@@ -167,3 +167,15 @@ def plot(path, labels: np.ndarray, parts: list[np.ndarray], title: str = "partit
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def parse_setting(text: str) -> tuple[float, int, int]:
+  """``"alpha/K/S"`` (Dirichlet alpha, clients, clients per round), e.g. ``"0.1/10/5"``."""
+  try:
+    a, k, s = text.split("/")
+    alpha, k, s = float(a), int(k), int(s)
+  except ValueError:
+    raise ConfigError(f"setting {text!r}: expected 'alpha/K/S', e.g. '0.1/10/5'") from None
+  if not (alpha > 0 and 1 <= s <= k):
+    raise ConfigError(f"setting {text!r}: need alpha > 0 and 1 <= S <= K")
+  return alpha, k, s

@@ -86,17 +86,6 @@ class StudyConfig:
   phase1_engine: Literal["sequential", "sweep"] = "sequential"
 
 
-def parse_setting(text: str) -> tuple[float, int, int]:
-  try:
-    a, k, s = text.split("/")
-    alpha, k, s = float(a), int(k), int(s)
-  except ValueError:
-    raise ConfigError(f"setting {text!r}: expected 'alpha/K/S', e.g. '0.1/10/5'") from None
-  if not (alpha > 0 and 1 <= s <= k):
-    raise ConfigError(f"setting {text!r}: need alpha > 0 and 1 <= S <= K")
-  return alpha, k, s
-
-
 def _module(cfg: StudyConfig, num_classes: int):
   from jaxlab.models import CNN, ResNet
   if cfg.model == "cnn":
@@ -175,7 +164,7 @@ class Setting:
 
   def __init__(self, cfg: StudyConfig, ds: data_lib.Arrays, setting: str):
     self.cfg, self.ds, self.setting = cfg, ds, setting
-    alpha, self.k, self.s = parse_setting(setting)
+    alpha, self.k, self.s = partition.parse_setting(setting)
     self.parts = {seed: partition.hetero(ds.y_train, self.k, alpha, seed=seed)
                   for seed in cfg.seeds}
     self.sig = [(cfg.fedfed.sigma1, cfg.fedfed.sigma2)] + [
