@@ -22,6 +22,8 @@ BUNDLED: dict[str, str] = {
   "law": "jaxlab.data.tabular:law",
   "bank": "jaxlab.data.tabular:bank",
 }
+# name -> "module:function" reading a user's local copy (never cached, never downloaded).
+LOCAL: dict[str, str] = {"scienceqa": "jaxlab.data.scienceqa:load"}
 _ALIASES = {"fashion-mnist": "fashion_mnist", "fmnist": "fashion_mnist", "law_school": "law"}
 
 
@@ -76,6 +78,9 @@ def load(name: str, *, cache: bool = True):
   import datasets
 
   key = _ALIASES.get(name, name)
+  if key in LOCAL:
+    mod, fn = LOCAL[key].split(":")
+    return getattr(importlib.import_module(mod), fn)()
   if key in BUNDLED:
     target = cache_dir() / key
     if cache and (target / "dataset_dict.json").exists():
