@@ -1,0 +1,342 @@
+"""The one fine-tuning loop for every arm (heads, random heads, full, LoRA, LoRA-on-heads).
+
+One jitted step trains ``S`` lanes at once: ``jax.vmap`` over a leading lane axis
+of the trainable state, each lane with its own learning rate, seed (data order,
+LoRA init) and, for head arms, its own head set (random-k controls). The base
+parameters are a jit *argument* shared by every lane (never a folded constant).
+
+Speed for head arms:
+  - the trainable tree is the selected slices only (``tuning.slices``), so the
+    gradient, Adam moments and weight decay exist only for those entries;
+  - ``start_layer`` = the lowest tuned layer: the residual entering it is computed
+    once per batch with the frozen base (forward only, no backward) and the
+    differentiated forward runs layers ``start_layer..L-1`` only;
+  - only the last ``target_len`` positions are unembedded (the supervised tail of
+    left-padded rows).
+
+The loss is next-token cross-entropy where ``loss_mask[:, t] = 1`` marks token
+``t`` as a *target* (predicted from position ``t - 1``). AdamW: Adam moments,
+decoupled weight decay, lr decaying linearly from the lane's ``lr`` to ``end_lr``
+over ``steps`` (SPT's released polynomial schedule with power 1).
+
+References:
+  Chen et al., "From Yes-Men to Truth-Tellers" (ICML 2024), pinpoint tuning.
+  Zhang et al., "Interpreting and Improving LLMs in Arithmetic Calculation" (ICML 2024).
+"""
+
+import dataclasses
+import pathlib
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxlab.core.checkpoint import Checkpointer
+from jaxlab.core.errors import ConfigError, NonFiniteError
+from jaxlab.core.metrics import MetricsWriter
+from jaxlab.core.progress import progress
+from jaxlab.core.state import TrainState
+from jaxlab.data import BatchIterator
+from jaxlab.models import decoder
+from jaxlab.tuning import lora as lora_lib
+from jaxlab.tuning import slices
+from jaxlab.tuning import transform
+
+KINDS = ("heads", "full", "lora")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Arm:
+  """What an arm trains (the learning rate and seed belong to its lanes).
+
+  Attributes:
+    name: label in results.
+    kind: "heads" (selected q/(k/v)/o slices), "full", or "lora".
+    heads: ``(layer, head)`` pairs: the heads arm's selection; for LoRA, restricts
+      LoRA to these heads (SPT's "LoRA on selected heads"); empty = every layer.
+    policy: GQA policy for head slices ("auto": qkvo for MHA, qo for GQA).
+    precise_level: 3 = q (+kv) and o slices; 4 = without o.
+    mlp_layers: whole MLP layers trained too (paper 1's "+ top-m MLPs").
+    lora_rank, lora_scale: LoRA rank and alpha / rank.
+  """
+
+  name: str
+  kind: str = "heads"
+  heads: tuple[tuple[int, int], ...] = ()
+  policy: str = "auto"
+  precise_level: int = 3
+  mlp_layers: tuple[int, ...] = ()
+  lora_rank: int = 16
+  lora_scale: float = 2.0
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ConfigError(f"Arm.kind={self.kind!r}; use one of {KINDS}.")
+    if self.precise_level not in (3, 4):
+      raise ConfigError(f"precise_level={self.precise_level}: the slice loop supports 3 "
+                        "(q+o) and 4 (q only); use mlp_layers for + MLPs, kind='full' for 0.")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+  """Shared settings of one sweep.
+
+  Attributes:
+    steps, batch_size: optimizer steps and rows per step (per lane).
+    end_lr: the lr every lane decays to, linearly (released: 1e-7).
+    weight_decay: AdamW decoupled weight decay (released: 0.1).
+    target_len: positions at the end of each row that carry the loss (static).
+    start_layer: None = automatic (lowest tuned layer for head arms, 0 otherwise);
+      0 forces the full differentiated forward (the benchmark's baseline).
+    ckpt_every: checkpoint period in steps when an ``out_dir`` is given (0: never).
+  """
+
+  steps: int = 100
+  batch_size: int = 8
+  end_lr: float = 1e-7
+  weight_decay: float = 0.1
+  target_len: int = 64
+  start_layer: int | None = None
+  ckpt_every: int = 0
+
+  def __post_init__(self):
+    if self.steps < 1 or self.batch_size < 1 or self.target_len < 1:
+      raise ConfigError("steps, batch_size and target_len must be >= 1.")
+
+
+class Lane(NamedTuple):
+  """One run in a sweep: its peak lr, its seed, and (head arms) its own heads."""
+
+  lr: float
+  seed: int = 0
+  heads: tuple[tuple[int, int], ...] | None = None
+
+
+def tail_ce(cfg: decoder.DecoderConfig, params: dict, batch: dict, n: int, *,
+            start_layer: int = 0, resid: jax.Array | None = None) -> jax.Array:
+  """Mean next-token CE over ``loss_mask`` targets among the last ``n`` tokens (fp32)."""
+  _, acts = decoder.apply(cfg, params, batch["ids"], batch["mask"],
+                          capture=decoder.Capture(resid_final=True),
+                          start_layer=start_layer, resid=resid)
+  logits = decoder.final_logits(cfg, params, acts["resid_final"][:, -n - 1:-1])
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["ids"][:, -n:])
+  w = batch["loss_mask"][:, -n:].astype(jnp.float32)
+  return jnp.sum(ce * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def lr_at(lr: jax.Array, end_lr: float, step: jax.Array, steps: int) -> jax.Array:
+  """Linear decay from ``lr`` at step 0 to ``end_lr`` at ``steps``."""
+  frac = jnp.minimum(step.astype(jnp.float32) / steps, 1.0)
+  return lr + (end_lr - lr) * frac
+
+
+class _Plan(NamedTuple):
+  to_params: Callable[[Any, dict, dict], dict]
+  tx: optax.GradientTransformation
+  start: int
+
+
+def _lora_masks(cfg, arm: Arm, lora: dict):
+  if not arm.heads:
+    return None
+  return lora_lib.lora_head_masks(lora, list(arm.heads), n_layers=cfg.n_layers,
+                                  n_heads=cfg.n_heads, n_kv_heads=cfg.kv_heads,
+                                  policy=arm.policy)
+
+
+def init_lane(cfg: decoder.DecoderConfig, base: dict, arm: Arm, lane: Lane):
+  """``(trainable tree, index dict)`` of one lane before training."""
+  if arm.kind == "heads":
+    heads = lane.heads if lane.heads is not None else arm.heads
+    if not heads and not arm.mlp_layers:
+      raise ConfigError(f"arm {arm.name!r} selects no heads; pass Arm(heads=...) or Lane(heads=).")
+    index = slices.select(cfg, list(heads), policy=arm.policy, mlp_layers=arm.mlp_layers)
+    return slices.gather(base, index, level=arm.precise_level), index
+  if arm.kind == "full":
+    return jax.tree.map(jnp.array, base), {}
+  lora = lora_lib.lora_init(jax.random.key(lane.seed), base, rank=arm.lora_rank)
+  lmasks = _lora_masks(cfg, arm, lora)
+  return (lora if lmasks is None else lora_lib.restrict_lora(lora, lmasks)), {}
+
+
+def plan(cfg: decoder.DecoderConfig, arm: Arm, tc: TrainConfig, lanes: Sequence[Lane],
+         base: dict) -> _Plan:
+  """The parameter map, optimizer and static start layer of an arm's sweep."""
+  adamw = optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(tc.weight_decay))
+  start = 0
+  if arm.kind == "heads":
+    firsts = [slices.first_layer(init_lane(cfg, base, arm, ln)[1]) for ln in lanes]
+    start = min(firsts)
+    to_params = lambda tr, b, idx: slices.scatter(b, idx, tr)
+    tx = adamw
+  elif arm.kind == "full":
+    to_params = lambda tr, b, idx: tr
+    tx = adamw
+  else:
+    lmasks = _lora_masks(cfg, arm, lora_lib.lora_init(jax.random.key(0), base, rank=arm.lora_rank))
+    if arm.heads:
+      start = min(h[0] for h in arm.heads)
+    to_params = lambda tr, b, idx: lora_lib.lora_merge(b, tr, scale=arm.lora_scale)
+    tx = adamw if lmasks is None else transform.pinpoint(adamw, lmasks)
+  if tc.start_layer is not None:
+    if tc.start_layer > start:
+      raise ConfigError(f"start_layer={tc.start_layer} is above the lowest tuned layer {start}; "
+                        "the frozen prefix would skip trained weights.")
+    start = tc.start_layer
+  return _Plan(to_params, tx, start)
+
+
+def make_step(cfg: decoder.DecoderConfig, pl: _Plan, tc: TrainConfig):
+  """``step(state, batch, key, base) -> (state, {"loss": [S]})`` over S vmapped lanes."""
+  n, start = tc.target_len, pl.start
+
+  def one(state: TrainState, batch: dict, base: dict):
+    resid = None
+    if start > 0:  # frozen prefix: computed once per batch, never differentiated
+      resid, _ = decoder.apply(cfg, base, batch["ids"], batch["mask"], stop_layer=start)
+      resid = jax.lax.stop_gradient(resid)
+
+    def loss_fn(trainable):
+      params = pl.to_params(trainable, base, state.model_state["index"])
+      return tail_ce(cfg, params, batch, n, start_layer=start, resid=resid)
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    updates, opt_state = pl.tx.update(grads, state.opt_state, state.params)
+    lr = lr_at(state.hparams["lr"], tc.end_lr, state.step, tc.steps)
+    params = jax.tree.map(lambda p, u: p - (lr * u).astype(p.dtype), state.params, updates)
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
+
+  def step(state, batch, key, base):
+    del key  # deterministic loss (no dropout)
+    state, loss = jax.vmap(one, in_axes=(0, 0, None))(state, batch, base)
+    return state, {"loss": loss}
+
+  return jax.jit(step, donate_argnums=0)
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+  return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+def init_state(cfg, base: dict, arm: Arm, lanes: Sequence[Lane], tx) -> TrainState:
+  """The stacked ``[S, ...]`` state of every lane (index arrays ride in model_state)."""
+  states = []
+  for ln in lanes:
+    trainable, index = init_lane(cfg, base, arm, ln)
+    states.append(TrainState.create(trainable, tx, model_state={"index": index},
+                                    hparams={"lr": ln.lr}))
+  shapes = {jax.tree.map(jnp.shape, s.model_state["index"]).__repr__() for s in states}
+  if len(shapes) > 1:
+    raise ConfigError("lanes select different numbers of heads / KV groups; a sweep needs "
+                      "equal k per lane (use policy='qo' for random heads on GQA models).")
+  return _stack(states)
+
+
+class _Batches:
+  """S per-lane iterators (seeded data order) yielding ``[S, b, ...]`` batches."""
+
+  def __init__(self, data: dict, batch_size: int, seeds: Sequence[int]):
+    arrays = {k: data[k] for k in ("ids", "mask", "loss_mask")}
+    self.its = [BatchIterator(arrays, min(batch_size, len(arrays["ids"])), seed=s) for s in seeds]
+
+  def __next__(self):
+    rows = [next(it) for it in self.its]
+    return {k: jnp.asarray(np.stack([r[k] for r in rows])) for k in rows[0]}
+
+  def state(self):
+    return [it.state() for it in self.its]
+
+  def restore(self, states):
+    for it, st in zip(self.its, states):
+      it.restore(st)
+
+
+class SweepResult(NamedTuple):
+  """A finished sweep: per-lane losses ``[S, steps]``, the final state and how to read it."""
+
+  losses: np.ndarray
+  state: TrainState
+  trainable: int
+  start_layer: int
+  params_of: Callable[[int], dict]
+
+
+def sweep(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict, lanes: Sequence[Lane],
+          tc: TrainConfig, *, out_dir: pathlib.Path | str | None = None,
+          desc: str | None = None) -> SweepResult:
+  """Trains every lane of one arm in one vmapped program.
+
+  Args:
+    cfg, base: the model and its parameters (never modified).
+    arm: what to train.
+    data: ``ids``, ``mask`` (left-padded) and ``loss_mask`` (target convention) ``[n, t]``.
+    lanes: one ``Lane(lr, seed, heads)`` per run.
+    tc: shared settings.
+    out_dir: ``metrics.jsonl`` (one line per step, per-lane losses) and, with
+      ``tc.ckpt_every``, orbax checkpoints; a rerun resumes from the last one.
+    desc: progress-bar label.
+
+  Returns:
+    A ``SweepResult``; ``params_of(i)`` gives lane i's tuned decoder params.
+
+  Raises:
+    NonFiniteError: a lane's loss became NaN/inf (lower that lane's lr).
+  """
+  if not lanes:
+    raise ConfigError("sweep needs at least one Lane(lr, seed).")
+  pl = plan(cfg, arm, tc, lanes, base)
+  state = init_state(cfg, base, arm, lanes, pl.tx)
+  step = make_step(cfg, pl, tc)
+  batches = _Batches(data, tc.batch_size, [ln.seed for ln in lanes])
+  ckpt = writer = None
+  start = 0
+  losses = np.full((len(lanes), tc.steps), np.nan)
+  if out_dir is not None:
+    out_dir = pathlib.Path(out_dir)
+    writer = MetricsWriter(out_dir)
+    if tc.ckpt_every:
+      ckpt = Checkpointer(out_dir / "checkpoints")
+      if ckpt.latest_step() is not None:
+        state, extra = ckpt.restore(state)
+        batches.restore(extra["data"])
+        start = int(extra["step"])
+        losses[:, :start] = np.asarray(extra["losses"])[:, :start]
+    writer.truncate(start if start else -1)
+  bar = progress(total=tc.steps, initial=start, desc=desc or f"tune {arm.name}")
+  for i in range(start, tc.steps):
+    state, m = step(state, next(batches), None, base)
+    losses[:, i] = np.asarray(m["loss"])
+    if not np.isfinite(losses[:, i]).all():
+      bad = [f"lr={lanes[j].lr:g}" for j in np.flatnonzero(~np.isfinite(losses[:, i]))]
+      raise NonFiniteError(f"arm {arm.name}: loss became NaN/inf at step {i + 1} for "
+                           f"{', '.join(bad)}; lower that learning rate.")
+    bar.update(1)
+    if writer is not None:
+      writer.write(i + 1, {f"loss_lane{j}": float(v) for j, v in enumerate(losses[:, i])})
+    if ckpt is not None and ((i + 1) % tc.ckpt_every == 0 or i + 1 == tc.steps):
+      ckpt.save(i + 1, state, {"data": batches.state(), "step": i + 1,
+                               "losses": np.nan_to_num(losses).tolist()})
+  bar.close()
+  trainable = int(sum(np.prod(x.shape[1:]) for x in jax.tree.leaves(state.params)))
+  if arm.heads and arm.kind == "lora":
+    one_lane = jax.tree.map(lambda x: x[0], state.params)
+    trainable = lora_lib.lora_param_count(one_lane, _lora_masks(cfg, arm, one_lane))
+
+  def params_of(i: int) -> dict:
+    lane = jax.tree.map(lambda x: x[i], state.params)
+    index = jax.tree.map(lambda x: x[i], state.model_state["index"])
+    return pl.to_params(lane, base, index)
+
+  return SweepResult(losses, state, trainable, pl.start, params_of)
+
+
+def train(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict, *, lr: float,
+          seed: int = 0, tc: TrainConfig = TrainConfig(), out_dir=None) -> tuple[dict, dict]:
+  """One lane: ``(tuned params, {"trainable", "first_loss", "final_loss", "start_layer"})``."""
+  res = sweep(cfg, base, arm, data, [Lane(lr, seed)], tc, out_dir=out_dir)
+  return res.params_of(0), {"trainable": res.trainable, "first_loss": float(res.losses[0, 0]),
+                            "final_loss": float(res.losses[0, -1]),
+                            "start_layer": res.start_layer}
