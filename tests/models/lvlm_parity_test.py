@@ -143,3 +143,22 @@ def test_preprocessing_matches_hf_pil_processor(do_pad):
   got = lvlm.preprocess(images, ours)
   assert got.shape == want.shape == (4, 32, 32, 3)
   np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_exported_tiny_llava_round_trips_through_transformers(tmp_path):
+  from jaxlab.methods.qvix.pipeline import prompt_ids
+  from jaxlab.models.loaders.llava_export import tiny_random_llava
+
+  cfg0 = tiny_random_llava(tmp_path, seed=7)
+  cfg, params, tok, proc = load_llava(str(tmp_path))
+  assert cfg.vision == cfg0.vision and cfg.image_token_id == cfg0.image_token_id
+  assert cfg.text.replace(d_head=None) == cfg0.text and tok is not None
+  assert proc.crop_hw == (32, 32)
+  model = transformers.LlavaForConditionalGeneration.from_pretrained(str(tmp_path)).eval()
+  ids = np.asarray([prompt_ids(tok, cfg, "<image>\nWhat colour is it?")], np.int32)
+  assert (ids == cfg.image_token_id).sum() == 16 and ids[0, 0] == tok.bos_id
+  mask = np.ones_like(ids)
+  pixels = np.random.default_rng(0).standard_normal((1, 32, 32, 3)).astype(np.float32)
+  want = hf_logits(model, ids, mask, pixels)
+  got = np.asarray(lvlm.jit_forward(cfg, params, ids, mask, pixels))
+  assert np.abs(got - want).max() < 1e-4
