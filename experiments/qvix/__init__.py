@@ -1,0 +1,1 @@
+"""QVix experiments (issue 19): ScienceQA protocol and the offline stand-in."""
