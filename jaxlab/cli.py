@@ -17,12 +17,36 @@ def _init_runtime(args: argparse.Namespace) -> None:
     jax.config.update("jax_num_cpu_devices", args.cpu_devices)
   jax.config.update("jax_threefry_partitionable", True)
   if getattr(args, "coordinator", None):
+    _check_processes(args.num_processes, args.process_id)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-      coordinator_address=args.coordinator,
-      num_processes=args.num_processes,
-      process_id=args.process_id,
-    )
+    where = (f"the coordinator {args.coordinator} as process {args.process_id} of"
+             f" {args.num_processes}")
+    try:
+      jax.distributed.initialize(
+        coordinator_address=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+        initialization_timeout=args.init_timeout,
+      )
+    except Exception as e:   # jax raises several types here; report one line
+      first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+      raise JaxlabError(
+        f"could not join {where} ({first}); start every process with the same"
+        " --coordinator and --num-processes and a distinct --process-id") from None
+    if jax.process_count() != args.num_processes:
+      raise JaxlabError(
+        f"joined {where} but the job has {jax.process_count()} processes; pass the"
+        " coordinator's --num-processes to every process")
+
+
+def _check_processes(num_processes: int | None, process_id: int | None) -> None:
+  """One-line errors for a --num-processes/--process-id pair that cannot work."""
+  if num_processes is None or process_id is None:
+    raise JaxlabError("--coordinator needs --num-processes N and --process-id I"
+                      " (0 <= I < N) on every process")
+  if num_processes < 1 or not 0 <= process_id < num_processes:
+    raise JaxlabError(f"--process-id {process_id} with --num-processes {num_processes}:"
+                      " the id must be in 0..N-1 and N >= 1")
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -44,8 +68,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
   from jaxlab.core import experiment
 
+  import jax
+
+  # Several processes share one --out (orbax checkpoints need one directory on a
+  # shared filesystem); only process 0 writes files, so only it checks the folder.
+  follower = jax.process_count() > 1 and jax.process_index() > 0
   result = experiment.run(
-    args.name, smoke=args.smoke, overrides=args.set, out_dir=args.out, resume=args.resume
+    args.name, smoke=args.smoke, overrides=args.set, out_dir=args.out,
+    resume=args.resume or follower,
   )
   out = args.out or experiment.default_out(args.name, args.smoke)
   print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))},
@@ -111,6 +141,8 @@ def parser() -> argparse.ArgumentParser:
   r.add_argument("--coordinator", default=None, help="multi-host: host:port of process 0")
   r.add_argument("--num-processes", type=int, default=None)
   r.add_argument("--process-id", type=int, default=None)
+  r.add_argument("--init-timeout", type=int, default=300,
+                 help="seconds to wait for every process to join the coordinator")
   q = sub.add_parser("reproduce", help="run each paper's experiment, write REPORT.md")
   q.add_argument("--quick", action="store_true")
   q.add_argument("--only", nargs="+", default=[])

@@ -15,8 +15,9 @@ Config = common.Config
 
 def get_config(smoke: bool = False) -> Config:
   if smoke:
+    # 4 clients a round: on 4 devices (2 processes x 2) the client table is sharded.
     return Config(algorithms=("fedavg",), alphas=(0.5,), num_clients=10,
-                  per_round=3, rounds=2, channels=(4, 8), hidden=16, train_subset=600,
+                  per_round=4, rounds=2, channels=(4, 8), hidden=16, train_subset=600,
                   test_subset=500, eval_every=1, checkpoint_every=1, batch_size=32)
   return Config(dataset="mnist", rounds=100, channels=(32, 64), hidden=512)
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlab import federated as fl
-from jaxlab.core import plot
+from jaxlab.core import plot, sharding
 from jaxlab.core.errors import NonFiniteError
 from jaxlab.core.metrics import MetricsWriter, read_jsonl
 from jaxlab.data import load, to_numpy
@@ -65,14 +65,28 @@ def engine_kind(cfg: Config) -> str:
   convolutions: see docs/federated.md), the vmapped engine on GPU/TPU."""
   if cfg.engine != "auto":
     return cfg.engine
+  if jax.process_count() > 1:      # the stepped engine drives lanes from one host
+    return "vmap"
   return "stepped" if jax.default_backend() == "cpu" else "vmap"
 
 
 def _mesh(kind: str):
-  """Clients over every device (``jaxlab run --cpu-devices N`` on a CPU host)."""
+  """Clients over every device of every process (``jaxlab run --cpu-devices N``)."""
   if kind == "sequential" or len(jax.devices()) == 1:
     return None
   return fl.clients_mesh()
+
+
+def _table(mesh, cfg: Config) -> str | None:
+  """The client table sharded over ``clients`` unless the axis outnumbers the round."""
+  if mesh is not None and mesh.shape["clients"] > cfg.per_round:
+    return "replicated"
+  return None
+
+
+def _put(mesh, tree):
+  """Eval arrays on every device of the mesh (global arrays with several processes)."""
+  return tree if mesh is None else sharding.put_global(tree, mesh)
 
 
 def _waste(eng: fl.Engine, kind: str, ids: np.ndarray) -> float:
@@ -103,26 +117,33 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
   module = CNN(channels=cfg.channels, hidden=cfg.hidden,
                im2col=kind == "vmap" and jax.default_backend() == "cpu")
   model = fl.Model.from_linen(module, jnp.zeros((2, 28, 28, 1)))
-  x_te, y_te, m_te = fl_eval.pad_eval(te["image"], te["label"], 500)
+  mesh = _mesh(kind)
+  x_te, y_te, m_te = _put(mesh, fl_eval.pad_eval(te["image"], te["label"], 500))
   evaluate = fl_eval.make_evaluate(model, 500, prep)
-  x_tr, y_tr, m_tr = fl_eval.pad_eval(tr["image"], tr["label"], 500)
+  x_tr, y_tr, m_tr = _put(mesh, fl_eval.pad_eval(tr["image"], tr["label"], 500))
   ecfg = fl.EngineConfig(batch_size=cfg.batch_size, local_epochs=cfg.local_epochs,
                          groups=cfg.groups)
   lcfg = loop.LoopConfig(rounds=cfg.rounds, per_round=cfg.per_round, eval_every=cfg.eval_every,
                          checkpoint_every=cfg.checkpoint_every, engine=kind)
   engines, results, curves, client_acc = {}, {}, {}, {}
   summary = MetricsWriter(out_dir)
-  summary.truncate(-1)
-  for alpha in cfg.alphas:
-    parts = fl.partition.hetero(tr["label"], cfg.num_clients, alpha, seed=cfg.seed)
-    fl.partition.plot(out_dir / f"partition_a{alpha}.png", tr["label"], parts,
-                      title=f"{cfg.dataset} Dirichlet alpha={alpha}, K={cfg.num_clients}")
-    data = fl.make_fed_data(tr["image"], tr["label"], parts, width=len(tr["label"]))
+  if jax.process_index() == 0:    # followers of a multi-process run never write
+    summary.truncate(-1)
+  splits = {a: fl.partition.hetero(tr["label"], cfg.num_clients, a, seed=cfg.seed)
+            for a in cfg.alphas}
+  # One index-table width for every alpha (the largest client of all), so the alphas
+  # share compiled rounds; never N (the table is [K, n_max]).
+  width = max(len(p) for parts in splits.values() for p in parts)
+  for alpha, parts in splits.items():
+    if jax.process_index() == 0:
+      fl.partition.plot(out_dir / f"partition_a{alpha}.png", tr["label"], parts,
+                        title=f"{cfg.dataset} Dirichlet alpha={alpha}, K={cfg.num_clients}")
+    data = fl.make_fed_data(tr["image"], tr["label"], parts, width=width)
     for name in cfg.algorithms:
       run_name = f"{name}_a{alpha}"
       if name not in engines:
         engines[name] = fl.Engine(_algorithm(cfg, name, model), ecfg, data, preprocess=prep,
-                                  mesh=_mesh(kind))
+                                  mesh=mesh, client_table=_table(mesh, cfg))
       eng = engines[name].with_data(data)
       ev = lambda sim: {k: v for k, v in evaluate(sim.server.params, sim.server.model_state,
                                                    x_te, y_te, m_te).items() if k != "pred"}
@@ -151,9 +172,10 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
       results[run_name] = res
       summary.write(len(results), {"run": run_name, **res})
       curves[run_name] = [(h["round"], h["accuracy"]) for h in hist if "accuracy" in h]
-  _plots(cfg, out_dir, curves, client_acc)
+  if jax.process_index() == 0:
+    _plots(cfg, out_dir, curves, client_acc)
   return {"runs": results, "config": dataclasses.asdict(cfg), "engine": kind,
-          "devices": len(jax.devices())}
+          "devices": len(jax.devices()), "processes": jax.process_count()}
 
 
 def _plots(cfg: Config, out_dir: pathlib.Path, curves: dict, client_acc: dict) -> None:

@@ -82,6 +82,24 @@ def shard_batch(batch: Any, mesh: jax.sharding.Mesh, axis: str = axes.DATA) -> A
   return jax.tree.map(put, batch)
 
 
+def put_global(tree: Any, mesh: jax.sharding.Mesh, spec: Any = P()) -> Any:
+  """Places host (or local device) arrays on ``NamedSharding(mesh, spec)``.
+
+  Every process passes the same full arrays and fills its own devices' shards
+  (``jax.make_array_from_callback``), so this works with several processes, where
+  ``jax.device_put`` of a local array onto a global sharding does not.
+  """
+  sh = NamedSharding(mesh, spec)
+
+  def put(a):
+    if isinstance(a, jax.Array) and (a.sharding == sh or jax.process_count() == 1):
+      return jax.device_put(a, sh)
+    a = np.asarray(a)
+    return jax.make_array_from_callback(a.shape, sh, lambda i: a[i])
+
+  return jax.tree.map(put, tree)
+
+
 def init_on_mesh(
   init_fn: Callable[..., Any], sharding_fn: Callable[[Any], Any], *args: Any
 ) -> Any:

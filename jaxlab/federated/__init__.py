@@ -4,7 +4,8 @@ See docs/federated.md for the API (FedAlgorithm, Plugin, Sweep, persistent clien
 """
 
 from jaxlab.federated import (aggregate, algorithms, eval, loop, packed, partition, phases,
-                              plugins, pool, schedule, sequential, stepped, sweep)
+                              plugins, pool, schedule, sequential, shard, stepped, stream,
+                              sweep)
 from jaxlab.federated.algorithms import client_sgd
 from jaxlab.federated.data import make_fed_data
 from jaxlab.federated.engine import Engine, EngineConfig, clients_mesh, client_update, init_sim
@@ -19,5 +20,5 @@ __all__ = [
   "Owned", "Phase", "Plugin", "RoundInputs", "Sampler", "ServerState", "SimState", "Sweep",
   "aggregate", "algorithms", "client_sgd", "client_update", "clients_mesh", "eval", "init_sim",
   "loop", "make_fed_data", "packed", "partition", "phases", "plugins", "pool", "sample_clients",
-  "schedule", "sequential", "stepped", "sweep",
+  "schedule", "sequential", "shard", "stepped", "stream", "sweep",
 ]

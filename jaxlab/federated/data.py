@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlab.core.errors import DataError
+from jaxlab.federated import stream
 from jaxlab.federated.types import FedData
 
 
@@ -24,7 +25,8 @@ def index_table(parts: list[np.ndarray], width: int | None = None
 
 
 def make_fed_data(x: np.ndarray, y: np.ndarray, parts: list[np.ndarray],
-                  extra: dict | None = None, width: int | None = None) -> FedData:
+                  extra: dict | None = None, width: int | None = None,
+                  placement: str = "device") -> FedData:
   """Builds device-resident ``FedData``.
 
   Args:
@@ -32,13 +34,26 @@ def make_fed_data(x: np.ndarray, y: np.ndarray, parts: list[np.ndarray],
     y: labels [N].
     parts: K index arrays from ``jaxlab.federated.partition``.
     extra: other arrays (e.g. class counts [K, C]).
-    width: pad the index table to this many columns (e.g. N, so that several
-      partitions share shapes and compiled rounds); default n_max.
+    width: pad the index table to this many columns (e.g. the largest client over
+      several partitions, so that they share shapes and compiled rounds); default
+      n_max, the largest client (never N: the table is [K, n_max]).
+    placement: ``"device"`` (device arrays), ``"host"`` (NumPy ``x``, ``y``,
+      ``idx``, ``n``: the engine streams each round's sampled clients, ``fl.stream``)
+      or ``"auto"`` (host when ``x`` and ``y`` exceed ``fl.stream.HOST_STREAM_BYTES``,
+      2 GiB).
   """
+  if placement not in ("device", "host", "auto"):
+    raise DataError(f"placement={placement!r}; use 'device', 'host' or 'auto'")
+  if placement == "auto":
+    big = np.asarray(x).nbytes + np.asarray(y).nbytes > stream.HOST_STREAM_BYTES
+    placement = "host" if big else "device"
   if len(x) != len(y):
     raise DataError(f"x has {len(x)} rows but y has {len(y)}; pass matching arrays")
   idx, n = index_table(parts, width)
   if idx.max() >= len(x):
     raise DataError(f"partition index {int(idx.max())} >= N={len(x)}")
+  if placement == "host":
+    return FedData(np.asarray(x), np.asarray(y, np.int32), idx, n,
+                   {k: jnp.asarray(v) for k, v in (extra or {}).items()})
   return FedData(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(idx),
                  jnp.asarray(n), {k: jnp.asarray(v) for k, v in (extra or {}).items()})

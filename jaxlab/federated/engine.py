@@ -15,6 +15,8 @@ from jaxlab.core import axes, rng, sharding
 from jaxlab.core.errors import ConfigError
 from jaxlab.federated import aggregate as agg_lib
 from jaxlab.federated import schedule
+from jaxlab.federated import shard as shard_lib
+from jaxlab.federated import stream as stream_lib
 from jaxlab.federated.types import ClientMeta, FedAlgorithm, FedData, Sampler, SimState
 
 CLIENTS_TAG = 1001   # round key -> client keys
@@ -114,16 +116,22 @@ def scatter(table, ids: jax.Array, rows):
   return jax.tree.map(lambda t, r: t.at[ids].set(r, mode="drop"), table, rows)
 
 
-def _vmapped(cu, server, clients, inp: ClientMeta, data: FedData, key, constrain):
-  """Runs the clients of ``inp`` side by side; returns (table, uploads, metric sums)."""
-  rows = constrain(gather(clients, inp.id))
+def _vmapped(cu, server, clients, inp: ClientMeta, data: FedData, key, constrain,
+             table=(gather, scatter)):
+  """Runs the clients of ``inp`` side by side; returns (table, uploads, metric sums).
+
+  ``table`` is the (gather, scatter) pair of the client table's layout (replicated:
+  ``gather``/``scatter``; sharded over ``clients``: ``fl.shard.make_gather``...).
+  """
+  get, put = table
+  rows = constrain(get(clients, inp.id))
   keys = client_keys(key, server.round, inp.id)
   up, new_rows, m = jax.vmap(cu, in_axes=(None, 0, 0, None, 0))(server, rows, inp, data, keys)
-  return scatter(clients, inp.id, new_rows), up, jax.tree.map(lambda v: v.sum(0), m)
+  return put(clients, inp.id, new_rows), up, jax.tree.map(lambda v: v.sum(0), m)
 
 
 def _chunked(cu, alg: FedAlgorithm, server, clients, inp: ClientMeta, data: FedData, key,
-             constrain, chunk: int, tot: agg_lib.Totals):
+             constrain, chunk: int, tot: agg_lib.Totals, table=(gather, scatter)):
   """``lax.scan`` over chunks of ``chunk`` vmapped clients, streaming the aggregate.
 
   Live memory is one chunk's clients plus the running ``Partial`` sums, never the
@@ -134,7 +142,7 @@ def _chunked(cu, alg: FedAlgorithm, server, clients, inp: ClientMeta, data: FedD
   xs = jax.tree.map(lambda a: a.reshape(chunk, n).T, inp)
 
   def one(clients, meta):
-    clients, up, m = _vmapped(cu, server, clients, meta, data, key, constrain)
+    clients, up, m = _vmapped(cu, server, clients, meta, data, key, constrain, table)
     return clients, alg.reduce(server, up, meta.weight, tot), m
 
   _, part0, m0 = jax.eval_shape(one, clients, jax.tree.map(lambda a: a[0], xs))
@@ -153,12 +161,13 @@ def _chunked(cu, alg: FedAlgorithm, server, clients, inp: ClientMeta, data: FedD
 
 
 def make_round(alg: FedAlgorithm, sampler: Sampler, steps: Sequence[int], constrain=None,
-               chunk: int | None = None):
+               chunk: int | None = None, table=(gather, scatter)):
   """The pure round for groups with scan lengths ``steps`` (one per group).
 
   Algorithms with ``reduce``/``finish`` aggregate group by group (streaming); with
   ``chunk`` each group runs ``chunk`` clients at a time under ``lax.scan`` so that
-  memory stays ~ one chunk (1000 CNN clients per round fit in a few GB).
+  memory stays ~ one chunk (1000 CNN clients per round fit in a few GB). ``table``
+  is the client table's (gather, scatter) pair (``fl.shard`` for a sharded table).
 
   Returns:
     ``fl_round(sim, inputs: tuple[RoundInputs, ...], data, key) -> (sim, metrics)``.
@@ -177,13 +186,14 @@ def make_round(alg: FedAlgorithm, sampler: Sampler, steps: Sequence[int], constr
     part, ups, msum, nsteps = None, [], None, 0.0
     for cu, inp in zip(cus, inputs):
       if chunk is None:
-        clients, up, m = _vmapped(cu, server, clients, inp, data, key, constrain)
+        clients, up, m = _vmapped(cu, server, clients, inp, data, key, constrain, table)
         if streaming:
           part = agg_lib.combine(part, alg.reduce(server, up, inp.weight, tot))
         else:
           ups.append(up)
       else:
-        clients, p, m = _chunked(cu, alg, server, clients, inp, data, key, constrain, chunk, tot)
+        clients, p, m = _chunked(cu, alg, server, clients, inp, data, key, constrain, chunk, tot,
+                                 table)
         part = agg_lib.combine(part, p)
       msum = m if msum is None else jax.tree.map(jnp.add, msum, m)
       nsteps = nsteps + inp.steps.sum()
@@ -251,18 +261,30 @@ class Engine:
   Args:
     alg: the FedAlgorithm.
     config: static settings.
-    data: device-resident FedData (``make_fed_data``).
+    data: FedData (``make_fed_data``): device arrays, or host NumPy arrays for
+      host streaming (``make_fed_data(placement="host" | "auto")``).
     sampler: batch sampler (default ``schedule.epoch_wrap``).
     preprocess: uint8 rows -> model inputs, for the default sampler.
     mesh: shard the clients axis over ``mesh``'s ``clients`` axis.
+    client_table: with a mesh, ``"sharded"`` (default: each device holds K/D rows
+      of the persistent table, ``fl.shard``) or ``"replicated"`` (every device
+      holds all K rows; allows a ``clients`` axis larger than the round).
+    data_placement: ``"device"`` (the dataset on every device) or ``"host"`` (only
+      the sampled clients' rows travel each round, ``fl.stream``); None follows
+      ``data`` (NumPy leaves = host).
   """
 
   def __init__(self, alg: FedAlgorithm, config: EngineConfig, data: FedData,
                sampler: Sampler | None = None, preprocess=schedule.default_preprocess,
-               mesh: jax.sharding.Mesh | None = None):
+               mesh: jax.sharding.Mesh | None = None, client_table: str | None = None,
+               data_placement: str | None = None):
     self.alg, self.config, self.mesh = alg, config, mesh
+    self.table_mode = shard_lib.check_mode(client_table, mesh)
+    self.placement = stream_lib.check_placement(data_placement, data)
     self.sampler = sampler or schedule.epoch_wrap(config.batch_size, config.local_epochs,
                                                   preprocess)
+    if self.placement == "host":
+      self.sampler = stream_lib.stream_sampler(self.sampler)
     self._set_data(data)
     self._fns = {}
 
@@ -270,7 +292,23 @@ class Engine:
     self.n_host = np.asarray(jax.device_get(data.n))
     self.num_clients = len(self.n_host)
     self.steps_host, self.weight_host = client_work(self.alg, self.config, data)
-    self.data = self._place(data, P()) if self.mesh is not None else data
+    if self.placement == "host":
+      host = stream_lib.to_host(data)
+      self.data = host._replace(extra=self._put(jax.device_get(host.extra)))
+    else:
+      self.data = self._put(data) if self.mesh is not None else data
+
+  @property
+  def devices(self) -> int:
+    """Size of the ``clients`` mesh axis (1 without a mesh)."""
+    return 1 if self.mesh is None else self.mesh.shape[axes.CLIENTS]
+
+  @property
+  def table_rows(self) -> int:
+    """Rows of the persistent table: K, or K padded to a multiple of the devices."""
+    if self.table_mode == "sharded":
+      return shard_lib.padded_rows(self.num_clients, self.devices)
+    return self.num_clients
 
   def with_data(self, data: FedData) -> "Engine":
     """The same engine on other data of the same shapes, sharing compiled rounds."""
@@ -282,6 +320,9 @@ class Engine:
     """This engine on its data plus a shared pool (``fl.pool.build`` over all clients
     with ``sim``'s server); pair it with a ``fl.pool.with_pool`` sampler."""
     from jaxlab.federated import pool as pool_lib
+    if self.placement == "host":
+      raise ConfigError("a shared pool needs the whole dataset on device; build the engine"
+                        " with data_placement='device'")
     extra = jax.jit(functools.partial(pool_lib.build, pool, chunk=chunk))(sim.server, self.data,
                                                                          key)
     new = self.with_data(self.data._replace(extra={**self.data.extra, **extra}))
@@ -290,13 +331,17 @@ class Engine:
 
   # ---- host-side planning -------------------------------------------------
   def _pad_to(self) -> int:
-    devices = 1 if self.mesh is None else self.mesh.shape[axes.CLIENTS]
-    return math.lcm(devices, self.config.client_chunk or 1)
+    return math.lcm(self.devices, self.config.client_chunk or 1)
 
   def plan(self, ids: np.ndarray) -> tuple[tuple[int, ...], tuple[ClientMeta, ...]]:
     """Scan lengths and padded ``RoundInputs`` per group for sampled ``ids``."""
     ids = check_ids(ids, self.num_clients)
     cfg = self.config
+    if self.table_mode == "sharded" and self.devices > len(ids):
+      raise ConfigError(
+        f"the '{axes.CLIENTS}' mesh axis has {self.devices} devices but a round samples only"
+        f" {len(ids)} clients; use fl.clients_mesh({len(ids)}) (or fewer devices), sample"
+        f" >= {self.devices} clients per round, or pass client_table='replicated'")
     steps = self.steps_host[ids]
     if cfg.groups > 1:
       order = np.argsort(-steps, kind="stable")
@@ -326,29 +371,49 @@ class Engine:
     return 1.0 - real / total
 
   # ---- device side ----------------------------------------------------------
+  def _put(self, tree, spec=P()):
+    """Host or device arrays -> arrays on ``spec`` over the mesh (each process fills its
+    own devices from its host copy, so it works with several processes)."""
+    if self.mesh is None:
+      return jax.tree.map(jnp.asarray, tree)
+    return sharding.put_global(tree, self.mesh, spec)
+
   def _place(self, tree, spec):
-    return jax.device_put(tree, NamedSharding(self.mesh, spec))
+    return self._put(tree, spec)
 
   def _shardings(self, sim_abstract):
     rep = NamedSharding(self.mesh, P())
-    return jax.tree.map(lambda _: rep, sim_abstract), rep
+    server = jax.tree.map(lambda _: rep, sim_abstract.server)
+    if self.table_mode == "sharded":
+      clients = shard_lib.table_sharding(self.mesh, sim_abstract.clients)
+    else:
+      clients = jax.tree.map(lambda _: rep, sim_abstract.clients)
+    return SimState(server, clients), rep
+
+  def _table_ops(self):
+    if self.table_mode == "sharded":
+      return (shard_lib.make_gather(self.mesh, self.num_clients),
+              shard_lib.make_scatter(self.mesh, self.num_clients))
+    return gather, scatter
 
   def init(self, key: jax.Array, hparams: dict | None = None) -> SimState:
-    """Server state plus the [K, ...] client table, created on its sharding."""
-    fn = functools.partial(init_sim, self.alg, self.num_clients)
+    """Server state plus the [K, ...] client table, created on its sharding (the
+    table has ``table_rows`` rows: K padded to the mesh when sharded)."""
+    fn = functools.partial(init_sim, self.alg, self.table_rows)
+    data = self.data if self.placement == "device" else None
     if "init" not in self._fns:
       if self.mesh is None:
         self._fns["init"] = jax.jit(fn)
       else:
-        sh, _ = self._shardings(jax.eval_shape(fn, key, hparams, self.data))
+        sh, _ = self._shardings(jax.eval_shape(fn, key, hparams, data))
         self._fns["init"] = jax.jit(fn, out_shardings=sh)
-    return self._fns["init"](key, hparams, self.data)
+    return self._fns["init"](key, hparams, data)
 
   def round_fn(self, steps: tuple[int, ...], sim: SimState):
     """The jitted round for these group scan lengths (cached; one compile each)."""
     if steps not in self._fns:
       fn = make_round(self.alg, self.sampler, steps, self._constrain(),
-                      self.config.client_chunk)
+                      self.config.client_chunk, self._table_ops())
       if self.mesh is None:
         self._fns[steps] = jax.jit(fn, donate_argnums=0)
       else:
@@ -378,10 +443,19 @@ class Engine:
     return jax.tree.map(
       lambda a: jax.make_array_from_callback(a.shape, sh, lambda i: a[i]), inputs)
 
+  def round_data(self, inputs) -> FedData:
+    """The data a round reads: the device data, or (host mode) the sampled clients'
+    rows streamed from the host (``fl.stream.round_data``)."""
+    if self.placement == "device":
+      return self.data
+    ids = np.concatenate([m.id for m in inputs])
+    return stream_lib.round_data(self.data, ids, self._put)
+
   def run_round(self, sim: SimState, ids: np.ndarray, key: jax.Array):
     """One vmapped round for sampled ``ids``; ``sim`` is donated."""
     steps, inputs = self.plan(ids)
-    return self.round_fn(steps, sim)(sim, self.device_inputs(inputs), self.data, key)
+    return self.round_fn(steps, sim)(sim, self.device_inputs(inputs), self.round_data(inputs),
+                                     key)
 
 
 def client_work(alg: FedAlgorithm, config: EngineConfig, data: FedData

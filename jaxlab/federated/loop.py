@@ -74,6 +74,8 @@ def train(eng: Engine, key: jax.Array, cfg: LoopConfig,
   Returns:
     The final state and one dict per round.
   """
+  if cfg.engine == "stepped":
+    stepped.check_engine(eng)    # refuse before any work (several processes, host data)
   init_key, train_key = jax.random.split(key)
   sim = eng.init(init_key, hparams)
   history, start = [], 0

@@ -75,11 +75,27 @@ class Lanes(NamedTuple):
   msum: dict           # metric sums over real steps
 
 
+def check_engine(eng) -> None:
+  """A one-line ConfigError where the stepped engine cannot run ``eng``.
+
+  It drives lanes from one host (lane sums and persistent rows go through that
+  host's memory), so it runs in a single process only, on device-resident data.
+  """
+  if jax.process_count() > 1:
+    raise ConfigError(f"the stepped engine runs in one process only ({jax.process_count()}"
+                      " processes here); use the vmapped engine (LoopConfig(engine='vmap'),"
+                      " jaxlab run ... --set engine=vmap) for multi-process runs")
+  if getattr(eng, "placement", "device") == "host":
+    raise ConfigError("the stepped engine needs the dataset on device; use the vmapped"
+                      " engine for host-streamed data (or data_placement='device')")
+
+
 class _Fns:
   """The jitted pieces of a stepped round for one engine (compiled once each)."""
 
   def __init__(self, eng):
     alg, sampler, mesh = eng.alg, eng.sampler, eng.mesh
+    check_engine(eng)
     if alg.reduce is None or alg.finish is None:
       raise ConfigError("the stepped engine needs an algorithm with reduce/finish"
                         " (fl.algorithms.*); use the vmap or sequential engine instead")
@@ -162,7 +178,10 @@ class _Fns:
         lane._replace(carry=mut[0], t=mut[1], msum=mut[2]), data), donate_argnums=0)
     self.max_unroll = max(1, eng.config.steps_per_call)
     self.swap = jax.jit(swap, donate_argnums=(2, 3))
-    self.write_rows = jax.jit(write_rows, donate_argnums=0)
+    table_sh = None   # keep a sharded table on its sharding (every leaf is [K_pad, ...])
+    if mesh is not None and getattr(eng, "table_mode", "replicated") == "sharded":
+      table_sh = NamedSharding(mesh, P(axes.CLIENTS))
+    self.write_rows = jax.jit(write_rows, donate_argnums=0, out_shardings=table_sh)
     self.server = jax.jit(server_step)
 
 

@@ -57,7 +57,7 @@ def test_sharded_equals_unsharded():
   assert len(jax.devices()) == 8
   ids = [np.array([0, 1, 2]), np.array([3, 1, 0])]   # S=3 pads to 8 on the mesh
   plain = helpers.make("scaffold")
-  sharded = helpers.make("scaffold", mesh=fl.clients_mesh())
+  sharded = helpers.make("scaffold", mesh=fl.clients_mesh(), client_table="replicated")
   sim_a, _ = _rounds(plain, plain.run_round, ids_list=ids)
   sim_b, _ = _rounds(sharded, sharded.run_round, ids_list=ids)
   # The cross-device all-reduce sums in another order (~1e-6 on params after 2

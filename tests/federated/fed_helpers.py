@@ -34,12 +34,13 @@ def model():
 
 
 def make(alg_name="fedavg", sizes=(3, 7, 12, 20), batch=4, epochs=2, mesh=None, groups=1,
-         momentum=0.5, persist_opt=False, chunk=None, grouping="equal", bucket="pow2", **kw):
+         momentum=0.5, persist_opt=False, chunk=None, grouping="equal", bucket="pow2",
+         client_table=None, placement="device", **kw):
   x, y, parts = tiny_data(sizes)
-  data = fl.make_fed_data(x, y, parts)
+  data = fl.make_fed_data(x, y, parts, placement=placement)
   tx = fl.client_sgd(learning_rate=0.05, momentum=momentum, weight_decay=1e-3)
   alg = fl.algorithms.ALGORITHMS[alg_name](model(), tx, num_clients=len(sizes),
                                            persist_opt_state=persist_opt, **kw)
   cfg = fl.EngineConfig(batch_size=batch, local_epochs=epochs, groups=groups, client_chunk=chunk,
                         grouping=grouping, step_bucket=bucket)
-  return fl.Engine(alg, cfg, data, mesh=mesh)
+  return fl.Engine(alg, cfg, data, mesh=mesh, client_table=client_table)

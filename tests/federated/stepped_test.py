@@ -55,7 +55,7 @@ def test_stepped_on_8_devices_equals_one_device_and_vmap():
   assert len(jax.devices()) == 8
   plain = helpers.make("scaffold")
   mesh = fl.clients_mesh()
-  sharded = helpers.make("scaffold", mesh=mesh)
+  sharded = helpers.make("scaffold", mesh=mesh, client_table="replicated")
   replicated = NamedSharding(mesh, PartitionSpec())
   sim = plain.init(jax.random.key(0))
   key = jax.random.key(1)
