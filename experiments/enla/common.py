@@ -9,7 +9,7 @@ import numpy as np
 from jaxlab.core.metrics import MetricsWriter
 from jaxlab.core.plot import heatmap, lines
 from jaxlab.methods.enla import pretrain, protocols, runner, suite
-from jaxlab.methods.enla.config import METHODS, PromptConfig
+from jaxlab.methods.enla.config import ENSEMBLE, METHODS, PromptConfig
 from jaxlab.models.clip import CLIP
 from jaxlab.models.clip_tokenizer import CLIPTokenizer
 
@@ -18,20 +18,39 @@ LABEL = ("small-model offline study (toy analogue, reconstructed EnPrompt) - not
 # Published base-to-novel averages, 11 datasets, ViT-B/16, 16 shots (spec A.5).
 ANCHORS = {"zero_shot": (69.34, 74.22, 71.70), "coop": (82.69, 63.22, 71.66),
            "cocoop": (80.47, 71.69, 75.83), "plot": (81.24, 72.98, 76.89)}
-# EnPrompt ablations (spec A.7): label -> PromptConfig overrides.
+# Ablations (spec A.7 and issue 22): label -> PromptConfig overrides (EnPrompt unless named).
 ABLATIONS: dict[str, dict[str, Any]] = {
+  # step-0 rows: every learner evaluated at its init (EnPrompt and CoOp must equal zero-shot)
+  "coop_step0": {"method": "coop", "steps": 0},
+  "cocoop_step0": {"method": "cocoop", "steps": 0},
+  "plot_step0": {"method": "plot", "steps": 0},
+  "enprompt_step0": {"steps": 0},
+  # paper-style
   "enprompt_no_ot": {"ot_mode": "none"},
   "enprompt_no_strength": {"strength": "none"},
   "enprompt_no_enla": {"enla_kind": "none"},
+  "enprompt_enla_to_coop": {"enla_kind": "coop"},
+  # ours
   "enprompt_uniform_plan": {"ot": {"grad_mode": "uniform"}},
-  "enprompt_ot_logits": {"ot_mode": "logits"},
+  "enprompt_const_strength": {"strength": "class_mean"},  # the old constant-input feature
+  "enprompt_ungated": {"vprompt_gate": "none"},  # MaPLe's ungated prompts: step 0 != zero-shot
+  "enprompt_ot_loss_0.1": {"ot_mode": "loss", "ot_lambda": 0.1},
+  "enprompt_ot_loss_1": {"ot_mode": "loss", "ot_lambda": 1.0},
+  "enprompt_ot_loss_10": {"ot_mode": "loss", "ot_lambda": 10.0},
+  "enprompt_infer_ot": {"infer_add_ot": True},
   "enprompt_linear_id": {"enla_kind": "linear_id"},
   "enprompt_extra_block": {"enla_kind": "extra_block"},
   "enprompt_concat": {"fuse": "concat"},
   "enprompt_eps0.01": {"ot": {"epsilon": 0.01}},
+  "enprompt_eps0.05": {"ot": {"epsilon": 0.05}},
   "enprompt_eps0.5": {"ot": {"epsilon": 0.5}},
+  "enprompt_lr0.002": {"lr": 2e-3},  # EnPrompt at CoOp's lr
+  "zero_shot_ensemble": {"method": "zero_shot", "templates": ENSEMBLE},
+  "coop_ensemble": {"method": "coop", "templates": ENSEMBLE},
+  "enprompt_ensemble": {"templates": ENSEMBLE},
   "enprompt_unrolled": {"ot": {"grad_mode": "unrolled", "iterations": 30}},
 }
+STEP0 = ("coop_step0", "cocoop_step0", "plot_step0", "enprompt_step0")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,7 +87,8 @@ def run_suite(config: Config, out_dir: pathlib.Path) -> dict:
   runs = out_dir / "runs"
   methods = runner.method_configs(config.prompt, config.methods,
                                   {a: dict(ABLATIONS[a]) for a in config.ablations})
-  result: dict[str, Any] = {"label": LABEL, "standin": info}
+  result: dict[str, Any] = {"label": LABEL, "standin": info, "shots": config.shots,
+                            "seeds": config.seeds}
   writer = MetricsWriter(out_dir)
   if config.b2n_datasets:
     per = {d: runner.base_to_novel(bb, d, methods, config.shots, config.seeds, runs,
@@ -99,6 +119,8 @@ def run_suite(config: Config, out_dir: pathlib.Path) -> dict:
 
 
 def _b2n_average(per: dict, methods: dict) -> dict[str, dict]:
+  """Spec A.4's Average row (HM of the averaged B and N), plus the std over seeds of the
+  per-seed averaged B, N and HM."""
   out = {}
   for m in methods:
     rows = [per[d][m] for d in per]
@@ -108,6 +130,12 @@ def _b2n_average(per: dict, methods: dict) -> dict[str, dict]:
       continue
     out[m] = protocols.average_row([r["base"]["mean"] for r in rows],
                                    [r["novel"]["mean"] for r in rows])
+    b = np.mean([r["base"]["seeds"] for r in rows], 0)
+    n = np.mean([r["novel"]["seeds"] for r in rows], 0)
+    if len(b) == len(n):
+      hm = [protocols.harmonic_mean(x, y) for x, y in zip(b, n)]
+      out[m].update(base_std=float(np.std(b)), novel_std=float(np.std(n)),
+                    hm_std=float(np.std(hm)))
   return out
 
 
@@ -138,7 +166,8 @@ def report(result: dict) -> str:
   """Markdown tables for REPORT.md / docs."""
   out = [f"_{result['label']}_", ""]
   if "base_to_novel" in result:
-    out += ["**Base-to-novel** (16 shots, mean ± std over seeds; Avg = HM of averaged B and N)",
+    out += [f"**Base-to-novel** ({result.get('shots', 16)} shots, mean ± std over seeds; Avg = "
+            "HM of averaged B and N, ± = std over seeds of the per-seed averages)",
             "", "| method | " + " | ".join(f"{d} B / N / HM" for d in result["base_to_novel"])
             + " | Avg B / N / HM | ViT-B/16 published B / N / HM |",
             "|---" * (len(result["base_to_novel"]) + 3) + "|"]
@@ -148,8 +177,10 @@ def report(result: dict) -> str:
         r = per[m]
         hm = "-" if r["hm"] is None else f"{r['hm']:.1f}"
         cells.append(f"{_fmt(r['base'])} / {_fmt(r['novel'])} / {hm}")
-      a = (f"{avg['base']:.1f} / " + ("-" if avg["novel"] is None else f"{avg['novel']:.1f}")
-           + " / " + ("-" if avg["hm"] is None else f"{avg['hm']:.1f}"))
+      sd = lambda k: f" ± {avg[k + '_std']:.1f}" if k + "_std" in avg else ""
+      a = (f"{avg['base']:.1f}{sd('base')} / "
+           + ("-" if avg["novel"] is None else f"{avg['novel']:.1f}{sd('novel')}")
+           + " / " + ("-" if avg["hm"] is None else f"{avg['hm']:.1f}{sd('hm')}"))
       anchor = ANCHORS.get(m)
       anchor = " / ".join(f"{x:.2f}" for x in anchor) if anchor else "-"
       out.append(f"| {m} | " + " | ".join(cells) + f" | {a} | {anchor} |")

@@ -13,7 +13,12 @@ Prompt inputs (MaPLe semantics, arrays rather than callbacks so they jit and vma
   uses ``ctx``);
 * vision ``deep`` ``[J, n, D]`` or ``[B, J, n, D]``: ``deep[0]`` is appended after the patch
   tokens before ``pre_layrnorm``; before layer ``l`` in ``1..J-1`` the last ``n`` tokens are
-  replaced by ``deep[l]``.
+  replaced by ``deep[l]``;
+* vision ``gate`` ``[L]`` (one scalar per layer, optional): *zero-gated* prompt attention
+  (LLaMA-Adapter's zero-init attention). Every query attends to the original tokens with its
+  own softmax, and to the prompt tokens with a second softmax scaled by ``gate[l]``. With
+  ``gate == 0`` the original tokens never see the prompts, so the CLS output equals the
+  un-prompted model exactly, whatever the prompt values.
 """
 
 from __future__ import annotations
@@ -129,8 +134,13 @@ class Attention(nn.Module):
   heads: int
 
   @nn.compact
-  def __call__(self, x: Array, mask: Array | None = None) -> Array:
-    """x [B, T, D]; mask [T, T] bool (True = attend) or None -> [B, T, D]."""
+  def __call__(self, x: Array, mask: Array | None = None, prompt_keys: Array | None = None,
+               gate: Array | None = None) -> Array:
+    """x [B, T, D]; mask [T, T] bool (True = attend) or None -> [B, T, D].
+
+    ``prompt_keys`` [T] bool marks prompt tokens; with ``gate`` (a scalar) their attention is
+    a separate softmax scaled by ``gate`` (zero-gated prompt attention, see module doc).
+    """
     b, t, d = x.shape
     hd = d // self.heads
     split = lambda y: y.reshape(b, t, self.heads, hd)
@@ -138,10 +148,18 @@ class Attention(nn.Module):
     k = split(nn.Dense(d, name="k_proj")(x))
     v = split(nn.Dense(d, name="v_proj")(x))
     w = jnp.einsum("bqhd,bkhd->bhqk", q, k)
-    if mask is not None:
-      w = jnp.where(mask, w, jnp.finfo(w.dtype).min)
-    w = jax.nn.softmax(w, axis=-1)
-    o = jnp.einsum("bhqk,bkhd->bqhd", w, v).reshape(b, t, d)
+    if gate is None or prompt_keys is None:
+      if mask is not None:
+        w = jnp.where(mask, w, jnp.finfo(w.dtype).min)
+      a = jax.nn.softmax(w, axis=-1)
+    else:
+      full = jnp.ones((t, t), bool) if mask is None else mask
+      own = full & ~prompt_keys[None, :]
+      prm = full & prompt_keys[None, :]
+      low = jnp.finfo(w.dtype).min
+      a = (jax.nn.softmax(jnp.where(own, w, low), axis=-1) * own
+           + gate * jax.nn.softmax(jnp.where(prm, w, low), axis=-1) * prm)
+    o = jnp.einsum("bhqk,bkhd->bqhd", a, v).reshape(b, t, d)
     return nn.Dense(d, name="out_proj")(o)
 
 
@@ -165,9 +183,10 @@ class Block(nn.Module):
   act: str
 
   @nn.compact
-  def __call__(self, x: Array, mask: Array | None = None) -> Array:
+  def __call__(self, x: Array, mask: Array | None = None, prompt_keys: Array | None = None,
+               gate: Array | None = None) -> Array:
     h = nn.LayerNorm(epsilon=self.eps, name="layer_norm1")(x)
-    x = x + Attention(self.width, self.heads, name="self_attn")(h, mask)
+    x = x + Attention(self.width, self.heads, name="self_attn")(h, mask, prompt_keys, gate)
     h = nn.LayerNorm(epsilon=self.eps, name="layer_norm2")(x)
     return x + MLP(self.width, self.mlp, self.act, name="mlp")(h)
 
@@ -188,15 +207,26 @@ class Encoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, mask: Array | None = None, deep: Array | None = None,
-               start: int = 0) -> Array:
+               start: int = 0, gate: Array | None = None) -> Array:
+    """``gate`` [layers]: zero-gated attention to the prompt tokens (needs ``deep``)."""
     if deep is not None and deep.shape[1] > self.layers:
       raise errors.ConfigError(
         f"deep prompts cover {deep.shape[1]} layers but the tower has {self.layers}; "
         "use a prompt depth <= the number of layers")
+    if gate is not None and (deep is None or gate.shape != (self.layers,)):
+      raise errors.ConfigError(
+        f"a prompt gate needs deep prompts and shape ({self.layers},), got "
+        f"{None if gate is None else gate.shape} with deep={deep is not None}")
+    keys = None
+    if gate is not None:
+      pos = jnp.arange(x.shape[1])
+      keys = (pos >= start) & (pos < start + deep.shape[2])
     for i in range(self.layers):
       if deep is not None and 1 <= i < deep.shape[1]:
         x = x.at[:, start:start + deep.shape[2]].set(deep[:, i].astype(x.dtype))
-      x = Block(self.width, self.heads, self.mlp, self.eps, self.act, name=f"layers_{i}")(x, mask)
+      g = None if gate is None else gate[i]
+      x = Block(self.width, self.heads, self.mlp, self.eps, self.act, name=f"layers_{i}")(
+        x, mask, keys, g)
     return x
 
 
@@ -301,7 +331,8 @@ class VisionTransformer(nn.Module):
     self.encoder = Encoder(c.width, c.heads, c.mlp, c.layers, c.eps, c.act)
     self.post_layernorm = nn.LayerNorm(epsilon=c.eps)
 
-  def __call__(self, pixels: Array, deep: Array | None = None) -> tuple[Array, Array]:
+  def __call__(self, pixels: Array, deep: Array | None = None,
+               gate: Array | None = None) -> tuple[Array, Array]:
     c = self.cfg
     if pixels.shape[1:] != (c.image_size, c.image_size, c.channels):
       raise errors.DataError(
@@ -312,7 +343,7 @@ class VisionTransformer(nn.Module):
     if deep is not None:
       deep = _batched(deep, x.shape[0], 3)
       x = jnp.concatenate([x, deep[:, 0].astype(x.dtype)], axis=1)
-    x = self.encoder(self.pre_layrnorm(x), None, deep, start=start)
+    x = self.encoder(self.pre_layrnorm(x), None, deep, start=start, gate=gate)
     x = self.post_layernorm(x)
     return x, x[:, 0]
 
@@ -335,13 +366,15 @@ class CLIP(nn.Module):
     """input_ids [B, T] -> projected (unnormalised) text features [B, P]."""
     return self.text_projection(self.text_model(input_ids, ctx, deep)[1])
 
-  def encode_image(self, pixels: Array, deep: Array | None = None) -> Array:
+  def encode_image(self, pixels: Array, deep: Array | None = None,
+                   gate: Array | None = None) -> Array:
     """pixels [B, H, W, C] -> projected (unnormalised) image features [B, P]."""
-    return self.visual_projection(self.vision_model(pixels, deep)[1])
+    return self.visual_projection(self.vision_model(pixels, deep, gate)[1])
 
-  def image_tokens(self, pixels: Array, deep: Array | None = None) -> tuple[Array, Array]:
+  def image_tokens(self, pixels: Array, deep: Array | None = None,
+                   gate: Array | None = None) -> tuple[Array, Array]:
     """Projected CLS [B, P] and projected post-LN patch tokens [B, num_patches, P]."""
-    x, pooled = self.vision_model(pixels, deep)
+    x, pooled = self.vision_model(pixels, deep, gate)
     n = self.cfg.vision.num_patches
     return self.visual_projection(pooled), self.visual_projection(x[:, 1:1 + n])
 

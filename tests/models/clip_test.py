@@ -112,3 +112,53 @@ def test_deep_prompt_hooks():
   emb = params["text_model"]["embeddings"]["token_embedding"]["embedding"][ids[0, 1:3]]
   np.testing.assert_allclose(apply(clip.CLIP.encode_text, ids, emb),
                              apply(clip.CLIP.encode_text, ids), atol=1e-6)
+
+
+def _np_softmax(z):
+  z = z - z.max(-1, keepdims=True)
+  e = np.exp(z)
+  return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gated_prompt_attention_matches_numpy_reference(causal):
+  """Zero-gated prompt attention (LLaMA-Adapter style), written out in float64 numpy."""
+  attn = clip.Attention(8, 2)
+  x = jax.random.normal(jax.random.key(0), (2, 5, 8))
+  p = attn.init(jax.random.key(1), x)["params"]
+  keys = jnp.array([False, False, False, True, True])
+  mask = clip.causal_mask(5) if causal else None
+  got = attn.apply({"params": p}, x, mask, keys, jnp.float32(0.7))
+  d = lambda name, h: np.asarray(h, np.float64) @ np.asarray(p[name]["kernel"], np.float64) + \
+    np.asarray(p[name]["bias"], np.float64)
+  xs = np.asarray(x, np.float64)
+  q, k, v = (d(n, xs).reshape(2, 5, 2, 4) for n in ("q_proj", "k_proj", "v_proj"))
+  w = np.einsum("bqhd,bkhd->bhqk", q / 2.0, k)  # head_dim 4 -> scale 1/2
+  allowed = np.tril(np.ones((5, 5), bool)) if causal else np.ones((5, 5), bool)
+  own, prm = allowed & ~np.asarray(keys)[None], allowed & np.asarray(keys)[None]
+  a = np.zeros_like(w)
+  for qi in range(5):
+    o = own[qi]
+    a[:, :, qi, o] = _np_softmax(w[:, :, qi, o])
+    if prm[qi].any():
+      a[:, :, qi, prm[qi]] = 0.7 * _np_softmax(w[:, :, qi, prm[qi]])
+  ref = d("out_proj", np.einsum("bhqk,bkhd->bqhd", a, v).reshape(2, 5, 8))
+  np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_zero_gate_leaves_image_features_unchanged():
+  """gate 0: prompts of any value do not reach CLS (the EnPrompt step-0 guarantee)."""
+  cfg = _tiny_cfg()
+  model = clip.CLIP(cfg)
+  ids = jnp.array([[48, 3, 4, 5, 49, 0, 0, 0]], jnp.int32)
+  pix = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
+  params = model.init(jax.random.key(1), ids, pix)["params"]
+  apply = lambda *a: model.apply({"params": params}, *a, method=clip.CLIP.encode_image)
+  layers = cfg.vision.layers
+  deep = 3.0 * jax.random.normal(jax.random.key(3), (layers, 2, cfg.vision.width))
+  plain = apply(pix)
+  np.testing.assert_allclose(apply(pix, deep, jnp.zeros(layers)), plain, atol=1e-6)
+  assert np.abs(apply(pix, deep, jnp.full(layers, 0.3)) - plain).max() > 1e-3
+  assert np.abs(apply(pix, deep) - plain).max() > 1e-3  # ungated prompts move it
+  with pytest.raises(errors.ConfigError, match="prompt gate"):
+    apply(pix, deep, jnp.zeros(layers + 1))

@@ -40,10 +40,10 @@ class LinearId(nn.Module):
 
 
 class Strength(nn.Module):
-  """The strengthening feature: text summary [P] -> per-layer visual tokens [J, Dv].
+  """The strengthening feature: a text summary [..., P] -> per-layer visual tokens [..., J, Dv].
 
-  ``shared`` projects once and repeats the token at every layer; zero-initialised so that
-  EnPrompt starts from plain deep visual prompts.
+  One zero-initialised projection per layer (MaPLe's text->vision coupling), or one shared
+  projection repeated at every layer (``shared``). Zero at init.
   """
   depth: int
   width: int
@@ -53,8 +53,33 @@ class Strength(nn.Module):
   def __call__(self, summary: Array) -> Array:
     out = self.width if self.shared else self.depth * self.width
     s = nn.Dense(out, kernel_init=nn.initializers.zeros, name="proj")(summary)
-    return jnp.broadcast_to(s, (self.depth, self.width)) if self.shared else s.reshape(
-      self.depth, self.width)
+    lead = summary.shape[:-1]
+    if self.shared:
+      return jnp.broadcast_to(s[..., None, :], lead + (self.depth, self.width))
+    return s.reshape(lead + (self.depth, self.width))
+
+
+def image_summary(z0: Array, wbar: Array, scale: Array) -> Array:
+  """What the image sees in the class set: ``sum_k softmax(scale cos(z0, w_k)) w_k``.
+
+  Args:
+    z0: [B, P] normalised zero-shot (un-prompted) image features.
+    wbar: [K, P] normalised EnLa class features of the current class set.
+    scale: the CLIP logit scale.
+
+  Returns:
+    [B, P]: the zero-shot-posterior-weighted EnLa class feature per image; the same function
+    at train (base classes) and test (any class set).
+  """
+  return jax.nn.softmax(scale * z0 @ wbar.T, axis=-1) @ wbar
+
+
+def zero_out_block(block: dict) -> dict:
+  """A CLIP ``Block``'s params with both residual branches' output layers zeroed (identity)."""
+  zero = lambda t: jax.tree.map(jnp.zeros_like, t)
+  attn = {**block["self_attn"], "out_proj": zero(block["self_attn"]["out_proj"])}
+  mlp = {**block["mlp"], "fc2": zero(block["mlp"]["fc2"])}
+  return {**block, "self_attn": attn, "mlp": mlp}
 
 
 class MetaNet(nn.Module):

@@ -7,9 +7,10 @@ A learner is a NamedTuple of pure functions over (trainable params, frozen CLIP 
 * ``loss(params, clip_params, batch, bank, key) -> (loss, metrics)``.
 
 A *bank* holds what a class set needs, computed once with the frozen CLIP (:func:`make_bank`):
-``ids`` [K, L] for "a photo of a {c}.", ``tids`` [K, N, L] for N templates, frozen features
-``w0`` [K, P] and ``wset`` [K, N, P], and for EnLa's extra block the frozen text hidden states
-``hidden`` [K*N, L, D].
+``tids`` [K, T, L] for T templates (``ids`` [K, L] = the first), frozen features ``wset``
+[K, T, P] (``w0`` [K, P] = the first), and for EnLa's extra block the frozen text hidden
+states ``hidden`` [K*T, L, D]. Every method classifies with :func:`class_features` of its
+T classifier templates (one template by default, shared by all methods).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxlab.core import errors
 from jaxlab.methods.enla import enla as modules
 from jaxlab.methods.enla import ot as otlib
 from jaxlab.methods.enla.config import PromptConfig
@@ -43,9 +45,8 @@ def make_bank(model: CLIP, clip_params: Params, tok, classnames: Sequence[str],
   """Frozen per-class text inputs and features for one class set (see module doc)."""
   names = list(classnames)
   k, n = len(names), len(templates)
-  ids = tok([f"a photo of a {c}." for c in names])
+  ids = tok([templates[0].format(c) for c in names])
   tids = tok([t.format(c) for c in names for t in templates])
-  cliplib.check_eos(ids, model.cfg.text.eos_token_id)
   cliplib.check_eos(tids, model.cfg.text.eos_token_id)
   enc = jax.jit(lambda i: model.apply({"params": clip_params}, i, method=CLIP.encode_text))
   bank = {"ids": jnp.asarray(ids), "tids": jnp.asarray(tids).reshape(k, n, -1),
@@ -54,6 +55,11 @@ def make_bank(model: CLIP, clip_params: Params, tok, classnames: Sequence[str],
     bank["hidden"] = model.apply({"params": clip_params}, jnp.asarray(tids),
                                  method=CLIP.text_hidden)
   return bank
+
+
+def class_features(wset: Array) -> Array:
+  """The classifier of a text set [K, T, P]: ``normalize(mean_t normalize(w_kt))`` [K, P]."""
+  return normalize(normalize(wset).mean(1))
 
 
 def _apply(model: CLIP, clip_params: Params, *args, method) -> Any:
@@ -77,29 +83,45 @@ def _ce_loss(logits_fn):
   return loss
 
 
-def init_ctx(model: CLIP, clip_params: Params, tok, n_ctx: int) -> Array:
-  """Context vectors [n_ctx, D] from the token embeddings of "a photo of a" (CoOp's init)."""
-  words = tok.encode("a photo of a")
-  if n_ctx != len(words):
-    raise ValueError("CoOp-style init needs n_ctx == 4 (the words of 'a photo of a')")
+def init_ctx(model: CLIP, clip_params: Params, tok, n_ctx: int,
+             templates: Sequence[str] = ("a photo of a {}.",)) -> Array:
+  """Context vectors [T, n_ctx, D]: each template's words before ``{}`` (CoOp's init).
+
+  With these as context, a learned-context method starts exactly at the zero-shot prompts.
+  """
   table = clip_params["text_model"]["embeddings"]["token_embedding"]["embedding"]
-  return jnp.asarray(table[np.asarray(words)])
+  out = []
+  for t in templates:
+    words = tok.encode(t.split("{}")[0].strip())
+    if len(words) != n_ctx:
+      raise errors.ConfigError(
+        f"template {t!r} has {len(words)} tokens before the class name but n_ctx={n_ctx}; "
+        f"learned-context methods need templates with {n_ctx}-token prefixes (e.g. "
+        "config.ENSEMBLE)")
+    out.append(jnp.asarray(table[np.asarray(words)]))
+  return jnp.stack(out)
+
+
+def ctx_text(model: CLIP, clip_params: Params, tids: Array, ctx: Array) -> Array:
+  """Text features [K, T, P] of ids tids [K, T, L] with context ctx [T, n, D] per template."""
+  enc = lambda ids, c: _apply(model, clip_params, ids, c, method=CLIP.encode_text)
+  return jax.vmap(enc, in_axes=(1, 0), out_axes=1)(tids, ctx)
 
 
 def zero_shot(model: CLIP) -> Learner:
   def logits(params, clip_params, pixels, bank):
     del params
     img = normalize(_apply(model, clip_params, pixels, method=CLIP.encode_image))
-    return _scale(clip_params) * img @ normalize(bank["w0"]).T
+    return _scale(clip_params) * img @ class_features(bank["wset"]).T
   return Learner(lambda key: {}, logits, _ce_loss(logits))
 
 
 def coop(model: CLIP, ctx0: Array) -> Learner:
-  """CoOp: shared context vectors replace "a photo of a" in every class prompt."""
+  """CoOp: learned context vectors (one set per template) replace the template's words."""
   def logits(params, clip_params, pixels, bank):
     img = normalize(_apply(model, clip_params, pixels, method=CLIP.encode_image))
-    txt = _apply(model, clip_params, bank["ids"], params["ctx"], method=CLIP.encode_text)
-    return _scale(clip_params) * img @ normalize(txt).T
+    txt = class_features(ctx_text(model, clip_params, bank["tids"], params["ctx"]))
+    return _scale(clip_params) * img @ txt.T
   return Learner(lambda key: {"ctx": ctx0}, logits, _ce_loss(logits))
 
 
@@ -113,94 +135,122 @@ def cocoop(model: CLIP, ctx0: Array) -> Learner:
 
   def logits(params, clip_params, pixels, bank):
     img = normalize(_apply(model, clip_params, pixels, method=CLIP.encode_image))
-    ctx = params["ctx"][None] + meta.apply({"params": params["meta"]}, img)[:, None, :]
-    enc = lambda c: _apply(model, clip_params, bank["ids"], c, method=CLIP.encode_text)
-    txt = normalize(jax.vmap(enc)(ctx))  # [B, K, P]
+    bias = meta.apply({"params": params["meta"]}, img)  # [B, D]
+    ctx = params["ctx"][None] + bias[:, None, None, :]  # [B, T, n, D]
+    txt = jax.vmap(lambda c: class_features(ctx_text(model, clip_params, bank["tids"], c)))(ctx)
     return _scale(clip_params) * jnp.einsum("bp,bkp->bk", img, txt)
   return Learner(init, logits, _ce_loss(logits))
 
 
 def plot(model: CLIP, ctx0: Array, cfg: PromptConfig) -> Learner:
-  """PLOT: N prompt sets per class, OT between patch features and the N text features."""
+  """PLOT: N prompt sets per class (initialised from the templates in turn, plus noise), OT
+  between patch features and the N text features."""
+  pick = np.arange(cfg.plot_prompts) % ctx0.shape[0]
+
   def init(key):
-    noise = 0.02 * jax.random.normal(key, (cfg.plot_prompts,) + ctx0.shape)
-    return {"ctx": ctx0[None] + noise}
+    noise = 0.02 * jax.random.normal(key, (cfg.plot_prompts,) + ctx0.shape[1:])
+    return {"ctx": ctx0[pick] + noise}
 
   def logits(params, clip_params, pixels, bank):
     cls, patches = _apply(model, clip_params, pixels, method=CLIP.image_tokens)
-    enc = lambda c: _apply(model, clip_params, bank["ids"], c, method=CLIP.encode_text)
-    txt = jnp.swapaxes(jax.vmap(enc)(params["ctx"]), 0, 1)  # [K, N, P]
+    txt = ctx_text(model, clip_params, bank["tids"][:, pick], params["ctx"])  # [K, N, P]
     out = otlib.ot_logits(patches, txt, cfg.ot)
     if cfg.plot_add_global:
-      out = out + normalize(cls) @ normalize(normalize(txt).mean(1)).T
+      out = out + normalize(cls) @ class_features(txt).T
     return _scale(clip_params) * out
   return Learner(init, logits, _ce_loss(logits))
 
 
-def enprompt(model: CLIP, clip_params: Params, cfg: PromptConfig) -> Learner:
-  """EnPrompt (reconstructed): frozen text + EnLa, deep visual prompts + strengthening, OT."""
+def enprompt(model: CLIP, clip_params: Params, cfg: PromptConfig,
+             ctx0: Array | None = None) -> Learner:
+  """EnPrompt (reconstructed): frozen text + EnLa, gated deep visual prompts strengthened by
+  an image-conditioned text feature, and OT between patches and the per-class OT text set.
+
+  The bank holds ``len(cfg.templates)`` classifier templates followed by the OT templates
+  (``cfg.ot_templates``); ``ctx0`` [T_all, n, D] is needed for ``enla_kind="coop"``.
+  At init (gate 0, identity EnLa) the inference logits equal zero-shot CLIP's.
+  """
   vc, tc, p = model.cfg.vision, model.cfg.text, model.cfg.projection_dim
   depth = cfg.vprompt_depth or vc.layers
-  strength = modules.Strength(depth, vc.width, shared=cfg.strength == "shared")
+  n_cls = len(cfg.templates)
+  strength = modules.Strength(depth, vc.width, shared=cfg.strength == "class_mean_shared")
   layer = {"adapter": modules.Adapter(p, cfg.adapter_alpha), "linear_id": modules.LinearId(p),
            "extra_block": cliplib.Block(tc.width, tc.heads, tc.mlp, tc.eps, tc.act),
-           "none": None}[cfg.enla_kind]
+           "none": None, "coop": None}[cfg.enla_kind]
 
   def init(key):
     k1, k2, k3 = jax.random.split(key, 3)
     out = {"vprompt": 0.02 * jax.random.normal(k1, (depth, cfg.vprompt_len, vc.width))}
+    if cfg.vprompt_gate == "zero":
+      out["gate"] = jnp.zeros((vc.layers,))
     if cfg.strength != "none":
       out["strength"] = strength.init(k2, jnp.zeros((p,)))["params"]
     if cfg.enla_kind == "extra_block":
-      last = clip_params["text_model"]["encoder"][f"layers_{tc.layers - 1}"]
-      out["enla"] = (jax.tree.map(jnp.asarray, last) if cfg.extra_block_init == "last" else
-                     layer.init(k3, jnp.zeros((1, 2, tc.width)))["params"])
+      last = jax.tree.map(jnp.asarray, clip_params["text_model"]["encoder"][
+        f"layers_{tc.layers - 1}"])
+      block = (layer.init(k3, jnp.zeros((1, 2, tc.width)))["params"]
+               if cfg.extra_block_init == "random" else last)
+      out["enla"] = block if cfg.extra_block_init == "last_raw" else modules.zero_out_block(block)
+    elif cfg.enla_kind == "coop":
+      out["ctx"] = ctx0
     elif layer is not None:
       out["enla"] = layer.init(k3, jnp.zeros((1, p)))["params"]
     return out
 
-  def text_set(params, clip_params, bank):  # [K, N, P]
+  def text_set(params, clip_params, bank):  # [K, T_all, P]
     k, n, length = bank["tids"].shape
     if cfg.enla_kind == "none":
       return bank["wset"]
+    if cfg.enla_kind == "coop":
+      return ctx_text(model, clip_params, bank["tids"], params["ctx"])
     if cfg.enla_kind == "extra_block":
       ids = bank["tids"].reshape(k * n, length)
       h = layer.apply({"params": params["enla"]}, bank["hidden"], cliplib.causal_mask(length))
       return _apply(model, clip_params, h, ids, method=CLIP.text_head).reshape(k, n, -1)
     return layer.apply({"params": params["enla"]}, normalize(bank["wset"]))
 
-  def prompts(params, wset):  # [J, n_v (+1), Dv]
+  def prompts(params, clip_params, pixels, wset, wbar):  # [(B,) J, n_v (+1), Dv]
     vp = params["vprompt"]
     if cfg.strength == "none":
       return vp
-    s = strength.apply({"params": params["strength"]}, normalize(wset).mean((0, 1)))
+    if cfg.strength == "image":
+      z0 = normalize(_apply(model, clip_params, pixels, method=CLIP.encode_image))
+      s = strength.apply({"params": params["strength"]},
+                         modules.image_summary(z0, wbar, _scale(clip_params)))  # [B, J, Dv]
+      vp = jnp.broadcast_to(vp, s.shape[:1] + vp.shape)
+    else:  # the constant class-mean input (ablation)
+      s = strength.apply({"params": params["strength"]}, normalize(wset).mean((0, 1)))
     if cfg.fuse == "add":
-      return vp + s[:, None, :]
-    return jnp.concatenate([vp, s[:, None, :]], axis=1)
+      return vp + s[..., None, :]
+    return jnp.concatenate([vp, s[..., None, :]], axis=-2)
 
   def forward(params, clip_params, pixels, bank):
     wset = text_set(params, clip_params, bank)
-    wbar = normalize(normalize(wset).mean(1))
-    cls, patches = _apply(model, clip_params, pixels, prompts(params, wset),
+    wbar = class_features(wset[:, :n_cls])
+    deep = prompts(params, clip_params, pixels, wset, wbar)
+    cls, patches = _apply(model, clip_params, pixels, deep, params.get("gate"),
                           method=CLIP.image_tokens)
-    return _scale(clip_params) * normalize(cls) @ wbar.T, patches, wset
+    return _scale(clip_params) * normalize(cls) @ wbar.T, patches, wset[:, n_cls:]
+
+  def ot_logits(clip_params, patches, oset):
+    return cfg.ot_lambda * _scale(clip_params) * otlib.ot_logits(patches, oset, cfg.ot)
 
   def logits(params, clip_params, pixels, bank):
-    out, patches, wset = forward(params, clip_params, pixels, bank)
-    if cfg.ot_mode == "logits" or (cfg.infer_add_ot and cfg.ot_mode != "none"):
-      out = out + _scale(clip_params) * otlib.ot_logits(patches, wset, cfg.ot)
+    out, patches, oset = forward(params, clip_params, pixels, bank)
+    if cfg.infer_add_ot and cfg.ot_mode != "none":
+      out = out + ot_logits(clip_params, patches, oset)
     return out
 
   def loss(params, clip_params, batch, bank, key):
     del key
-    out, patches, wset = forward(params, clip_params, batch["pixels"], bank)
+    out, patches, oset = forward(params, clip_params, batch["pixels"], bank)
     y = batch["label"]
     metrics = {}
     if cfg.ot_mode == "logits":
-      out = out + _scale(clip_params) * otlib.ot_logits(patches, wset, cfg.ot)
+      out = out + ot_logits(clip_params, patches, oset)
     total = cross_entropy(out, y)
     if cfg.ot_mode == "loss":
-      dist = otlib.ot_distance(patches, wset[y], cfg.ot).mean()
+      dist = otlib.ot_distance(patches, oset[y], cfg.ot).mean()
       total = total + cfg.ot_lambda * dist
       metrics["ot"] = dist
     return total, {"acc": jnp.mean(jnp.argmax(out, -1) == y), **metrics}
@@ -208,13 +258,20 @@ def enprompt(model: CLIP, clip_params: Params, cfg: PromptConfig) -> Learner:
   return Learner(init, logits, loss)
 
 
+def bank_templates(cfg: PromptConfig) -> tuple[str, ...]:
+  """The templates a method's bank holds: the classifier's, then EnPrompt's OT set."""
+  return cfg.templates + (cfg.ot_templates if cfg.method == "enprompt" else ())
+
+
 def make_learner(model: CLIP, clip_params: Params, tok, cfg: PromptConfig) -> Learner:
   """The learner for ``cfg.method`` (linear probe lives in ``train.linear_probe``)."""
   if cfg.method == "zero_shot":
     return zero_shot(model)
   if cfg.method == "enprompt":
-    return enprompt(model, clip_params, cfg)
-  ctx0 = init_ctx(model, clip_params, tok, cfg.n_ctx)
+    ctx0 = (init_ctx(model, clip_params, tok, cfg.n_ctx, bank_templates(cfg))
+            if cfg.enla_kind == "coop" else None)
+    return enprompt(model, clip_params, cfg, ctx0)
+  ctx0 = init_ctx(model, clip_params, tok, cfg.n_ctx, cfg.templates)
   if cfg.method == "coop":
     return coop(model, ctx0)
   if cfg.method == "cocoop":

@@ -7,6 +7,8 @@ vmapped) and reports mean and std over seeds of top-1 accuracy (%).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import pathlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -40,7 +42,7 @@ def _stats(acc: np.ndarray) -> dict[str, float]:
 
 
 def _bank(bb: Backbone, names, cfg: PromptConfig) -> dict:
-  return learners.make_bank(bb.model, bb.params, bb.tok, names, cfg.templates,
+  return learners.make_bank(bb.model, bb.params, bb.tok, names, learners.bank_templates(cfg),
                             hidden=cfg.method == "enprompt" and cfg.enla_kind == "extra_block")
 
 
@@ -62,6 +64,9 @@ def fit_method(bb: Backbone, cfg: PromptConfig, images: np.ndarray, labels: np.n
   learner = learners.make_learner(bb.model, bb.params, bb.tok, cfg)
   if cfg.method == "zero_shot":
     return Trained(cfg.method, learner, {}, cfg)
+  if cfg.steps == 0:  # the step-0 row: each seed's params at init, untrained
+    keys = jax.random.split(jax.random.key(seed), labels.shape[0])
+    return Trained(cfg.method, learner, jax.vmap(learner.init)(keys), cfg)
   state = train.train_prompts(learner, bb.params, images, labels, _bank(bb, names, cfg), cfg,
                               out_dir, seed=seed, desc=cfg.method, to_pixels=bb.to_pixels)
   return Trained(cfg.method, learner, state.params["learn"], cfg)
@@ -77,6 +82,19 @@ def eval_method(bb: Backbone, trained: Trained, data: suite.ImageSet,
   bank = _bank(bb, data.classnames, trained.cfg)
   return _stats(train.evaluate(trained.learner, bb.params, trained.params, data.images,
                                data.labels, bank, to_pixels=bb.to_pixels))
+
+
+def _cached(run_dir: pathlib.Path, key: Any, compute: Callable[[], Any]) -> Any:
+  """``compute()``, stored in ``run_dir`` under a hash of ``key``; a rerun (``--resume``, or the
+  same out dir) reads it back, so an interrupted study restarts at the first unfinished run."""
+  tag = hashlib.sha1(repr(key).encode()).hexdigest()[:10]
+  path = pathlib.Path(run_dir) / f"eval-{tag}.json"
+  if path.exists():
+    return json.loads(path.read_text())
+  out = compute()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(out))
+  return out
 
 
 def _per_seed_shots(data: suite.ImageSet, shots: int, seeds: int) -> tuple[np.ndarray, ...]:
@@ -103,11 +121,16 @@ def base_to_novel(bb: Backbone, name: str, methods: dict[str, PromptConfig], sho
   images, labels = _per_seed_shots(tr_b, shots, seeds)
   out = {"base_classes": [int(c) for c in base], "novel_classes": [int(c) for c in novel]}
   for label, cfg in methods.items():
-    trained = fit_method(bb, cfg, images, labels, tr_b.classnames, out_dir / f"b2n_{name}_{label}")
-    b = eval_method(bb, trained, te_b)
-    n = eval_method(bb, trained, te_n, same_classes=False)
-    hm = protocols.harmonic_mean(b["mean"], n["mean"]) if n else None
-    out[label] = {"base": b, "novel": n, "hm": hm}
+    run_dir = out_dir / f"b2n_{name}_{label}"
+
+    def compute(cfg=cfg, run_dir=run_dir):
+      trained = fit_method(bb, cfg, images, labels, tr_b.classnames, run_dir)
+      b = eval_method(bb, trained, te_b)
+      n = eval_method(bb, trained, te_n, same_classes=False)
+      hm = protocols.harmonic_mean(b["mean"], n["mean"]) if n else None
+      return {"base": b, "novel": n, "hm": hm}
+
+    out[label] = _cached(run_dir, (cfg, shots, seeds, train_limit, test_limit), compute)
   return out
 
 
@@ -124,9 +147,11 @@ def few_shot(bb: Backbone, name: str, methods: dict[str, PromptConfig], shots_li
       if cfg.method == "zero_shot" and k != shots_list[0]:
         out[label][str(k)] = out[label][str(shots_list[0])]
         continue
-      trained = fit_method(bb, cfg, images, labels, tr.classnames,
-                           out_dir / f"fs_{name}_{k}_{label}")
-      out.setdefault(label, {})[str(k)] = eval_method(bb, trained, te)
+      run_dir = out_dir / f"fs_{name}_{k}_{label}"
+      compute = lambda cfg=cfg, run_dir=run_dir: eval_method(
+        bb, fit_method(bb, cfg, images, labels, tr.classnames, run_dir), te)
+      out.setdefault(label, {})[str(k)] = _cached(
+        run_dir, (cfg, k, seeds, train_limit, test_limit), compute)
   return out
 
 
@@ -139,9 +164,14 @@ def transfer(bb: Backbone, source: str, targets: dict[str, suite.ImageSet],
   images, labels = _per_seed_shots(tr, shots, seeds)
   out: dict[str, Any] = {}
   for label, cfg in methods.items():
-    trained = fit_method(bb, cfg, images, labels, tr.classnames, out_dir / f"tr_{source}_{label}")
-    out[label] = {t: eval_method(bb, trained, data, same_classes=same_classes)
-                  for t, data in targets.items()}
+    run_dir = out_dir / f"tr_{source}_{label}_{'same' if same_classes else 'cross'}"
+
+    def compute(cfg=cfg, run_dir=run_dir):
+      trained = fit_method(bb, cfg, images, labels, tr.classnames, run_dir)
+      return {t: eval_method(bb, trained, data, same_classes=same_classes)
+              for t, data in targets.items()}
+
+    out[label] = _cached(run_dir, (cfg, shots, seeds, train_limit, sorted(targets)), compute)
   return out
 
 
@@ -156,11 +186,14 @@ def domain_targets(name: str, corruptions, test_limit: int = 1000) -> dict[str, 
 
 def method_configs(base: PromptConfig, methods, ablations: dict[str, dict] | None = None
                    ) -> dict[str, PromptConfig]:
-  """``{label: config}`` for the methods plus EnPrompt ablations (label -> overrides)."""
+  """``{label: config}`` for the methods plus ablations (label -> overrides; the method is
+  EnPrompt unless the overrides name one, e.g. a step-0 row ``{"method": "coop", "steps": 0}``).
+  """
   out = {m: dataclasses.replace(base, method=m) for m in methods}
   for label, overrides in (ablations or {}).items():
-    ot_over = overrides.pop("ot", None) if "ot" in overrides else None
-    cfg = dataclasses.replace(base, method="enprompt", **overrides)
+    overrides = dict(overrides)
+    ot_over = overrides.pop("ot", None)
+    cfg = dataclasses.replace(base, **{"method": "enprompt", **overrides})
     if ot_over:
       cfg = dataclasses.replace(cfg, ot=dataclasses.replace(cfg.ot, **ot_over))
     out[label] = cfg

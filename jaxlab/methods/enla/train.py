@@ -29,7 +29,7 @@ Params = Any
 
 def base_optimizer(cfg: PromptConfig) -> optax.GradientTransformation:
   """Adam + cosine (toy), or the anchors' SGD(0.9) + cosine with a constant 1e-5 warmup."""
-  decay = optax.cosine_decay_schedule(cfg.lr, max(cfg.steps - cfg.warmup_steps, 1))
+  decay = optax.cosine_decay_schedule(cfg.learning_rate, max(cfg.steps - cfg.warmup_steps, 1))
   if cfg.warmup_steps:
     sched = optax.join_schedules([optax.constant_schedule(1e-5), decay], [cfg.warmup_steps])
   else:
