@@ -83,3 +83,8 @@ class DiffusionOptions:
   eval_samples: int = 4000
   tau_max: int = 2000
   tv_method: Literal["quantile", "histogram"] = "quantile"
+  # How the tau GD steps are summed: "eigh" (closed form in the Gram eigenbasis, one LAPACK
+  # call per fit) or "doubling" (binary powering of the GD step matrix: matmuls only, for
+  # accelerators without a fast batched eigh; tau is rounded to an integer < 2**doubling_bits).
+  solver: Literal["eigh", "doubling"] = "eigh"
+  doubling_bits: int = 21

@@ -35,6 +35,49 @@ def _features(w, b, x, t):
   return jax.nn.relu(inp @ w + b)
 
 
+def gd_eigh(gram: jax.Array, lin: jax.Array, tau: jax.Array) -> jax.Array:
+  """``a`` after ``tau`` GD steps from 0 on ``a'Ga + 2a'lin`` (lr 1/(2 lambda_max)).
+
+  Gradient descent on this quadratic has a closed form in the eigenbasis of the
+  Gram matrix, so any early-stopping time tau costs one eigendecomposition.
+  """
+  lam, u = jnp.linalg.eigh(gram)
+  lam = jnp.maximum(lam, 0.0)
+  lr = 0.5 / jnp.maximum(lam[-1], 1e-12)
+  shrink = 1.0 - (1.0 - 2.0 * lr * lam) ** tau            # [m]
+  gain = jnp.where(lam > 1e-12 * lam[-1], shrink / jnp.maximum(lam, 1e-30), 2.0 * lr * tau)
+  return -u @ (gain[:, None] * (u.T @ lin))
+
+
+def gd_doubling(gram: jax.Array, lin: jax.Array, tau: jax.Array, bits: int,
+                power_steps: int = 60) -> jax.Array:
+  """The iterate of `gd_eigh` by binary powering, with matmuls only (no LAPACK call).
+
+  a_tau = -2 lr S_tau lin with S_n = sum_{k<n} M^k and M = I - 2 lr G; over the bits
+  of round(tau): S_{n+p} lin = S_n lin + M^n (S_p lin), S_2p lin = S_p lin + M^p S_p lin,
+  M^2p = (M^p)^2. lambda_max (for lr) by power iteration from the all-ones vector (the
+  Gram of non-negative relu features is entrywise non-negative, so it is not orthogonal to
+  the top eigenvector); a slight underestimate keeps 2 lr lambda_max just above 1, stable.
+  """
+  m = gram.shape[0]
+  v = jnp.ones((m,), gram.dtype) / jnp.sqrt(m)
+  v = jax.lax.fori_loop(0, power_steps, lambda _, v: (w := gram @ v) / jnp.linalg.norm(w), v)
+  lr = 0.5 / jnp.maximum(v @ gram @ v, 1e-12)
+  step = jnp.eye(m, dtype=gram.dtype) - 2.0 * lr * gram
+  n = jnp.round(tau).astype(jnp.int32)
+
+  def body(carry, b):
+    s_n, m_n, s_p, m_p = carry                              # S_n lin, M^n, S_p lin, M^p
+    take = ((n >> b) & 1) == 1
+    s_n = jnp.where(take, s_n + m_n @ s_p, s_n)
+    m_n = jnp.where(take, m_n @ m_p, m_n)
+    return (s_n, m_n, s_p + m_p @ s_p, m_p @ m_p), None
+
+  init = (jnp.zeros_like(lin), jnp.eye(m, dtype=gram.dtype), lin, step)
+  (s_n, *_), _ = jax.lax.scan(body, init, jnp.arange(bits))
+  return -2.0 * lr * s_n
+
+
 def diffusion(grid: Grid, dim: int, cfg: DiffusionOptions = DiffusionOptions(),
               seed: int = 0) -> Learner:
   """A Learner whose ``density`` is the model's mass per bin of ``grid``, divided by dx.
@@ -63,16 +106,11 @@ def diffusion(grid: Grid, dim: int, cfg: DiffusionOptions = DiffusionOptions(),
     g = _sigma(t)[:, None] * _features(w, b, xt, t) / m          # [M, m]
     gram = (g * wr[:, None]).T @ g                                # [m, m], weights sum to 1
     lin = (g * wr[:, None]).T @ eps                               # [m, d]
-    # Gradient descent from a = 0 on this quadratic has a closed form in the
-    # eigenbasis of the Gram matrix, so any early-stopping time tau costs one
-    # eigendecomposition (the same iterates as tau explicit GD steps, lr 1/(2L)).
-    lam, u = jnp.linalg.eigh(gram)
-    lam = jnp.maximum(lam, 0.0)
-    lr = 0.5 / jnp.maximum(lam[-1], 1e-12)
     tau = hp.get("tau", jnp.asarray(cfg.tau_max, jnp.float32))
-    shrink = 1.0 - (1.0 - 2.0 * lr * lam) ** tau            # [m]
-    gain = jnp.where(lam > 1e-12 * lam[-1], shrink / jnp.maximum(lam, 1e-30), 2.0 * lr * tau)
-    a = -u @ (gain[:, None] * (u.T @ lin))
+    if cfg.solver == "doubling":
+      a = gd_doubling(gram, lin, tau, cfg.doubling_bits)
+    else:
+      a = gd_eigh(gram, lin, tau)
     if cfg.tv_method == "quantile":
       return {"a": a}
     return {"a": a, "z_eval": jax.random.normal(kz, (cfg.eval_samples, dim))}
@@ -114,6 +152,8 @@ def diffusion(grid: Grid, dim: int, cfg: DiffusionOptions = DiffusionOptions(),
     inside = (x >= grid.lo) & (x < grid.hi)
     return jnp.zeros(g).at[idx].add(inside.astype(jnp.float32)) / (x.shape[0] * dx)
 
+  if cfg.solver not in ("eigh", "doubling"):
+    raise ConfigError(f"unknown diffusion solver {cfg.solver!r}; use 'eigh' or 'doubling'")
   if cfg.tv_method not in ("quantile", "histogram"):
     raise ConfigError(
       f"unknown diffusion tv_method {cfg.tv_method!r}; use 'quantile' or 'histogram'")
