@@ -27,7 +27,8 @@ def smoke_config() -> Config:
   return Config(model="tiny-random", ops=("+",), templates=("equation",), draws=1,
                 n_patch=8, patch_batch=None, knock_ks=(2,), random_seeds=2, n_knock=8,
                 transfer_sets=(("qa", "+"),), transfer_k=2, tune_k=2,
-                tune_arms=("heads",), tune_steps=2, tune_batch=4,
+                tune_arms=("heads",), tune_steps=2, tune_batch=4, tune_items=16,
+                test_items=8, tune_digits=1, tune_seeds=1, lr_heads=(1e-2,),
                 kl_passages=4, kl_length=32, tune_target="chat", repatch=True)
 
 

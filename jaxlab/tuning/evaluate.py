@@ -57,3 +57,39 @@ def accuracy(cfg: dec.DecoderConfig, params: dict, ids: np.ndarray, mask: np.nda
     hits.append(np.asarray(jnp.argmax(lg, -1)) == np.asarray(targets[s:s + chunk]))
   hits = np.concatenate(hits) if hits else np.zeros(0, bool)
   return float(hits.mean()) if hits.size else float("nan"), hits
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _target_rows(cfg, params, ids, mask, loss_mask):
+  lp = jax.nn.log_softmax(dec.apply(cfg, params, ids, mask)[0][:, :-1], -1)
+  tgt = ids[:, 1:]
+  nll = -jnp.take_along_axis(lp, tgt[..., None], -1)[..., 0]
+  w = loss_mask[:, 1:]
+  hit = (jnp.argmax(lp, -1) == tgt) | (w == 0)
+  return jnp.all(hit, -1), jnp.sum(nll * w, -1) / jnp.maximum(jnp.sum(w, -1), 1.0)
+
+
+def target_rows(cfg: dec.DecoderConfig, params: dict, data: dict[str, np.ndarray], *,
+                chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
+  """Per row: teacher-forced exact match of every ``loss_mask`` target (bool) and the
+  mean target cross-entropy (nats). ``loss_mask[:, t]`` marks token ``t`` as a target."""
+  hits, ces = [], []
+  n = data["ids"].shape[0]
+  for s in range(0, n, chunk):
+    idx = np.arange(s, s + chunk) % n  # fixed chunk shape: one compile
+    h, c = _target_rows(cfg, params, jnp.asarray(data["ids"][idx]), jnp.asarray(data["mask"][idx]),
+                        jnp.asarray(data["loss_mask"][idx], jnp.float32))
+    keep = min(chunk, n - s)
+    hits.append(np.asarray(h)[:keep])
+    ces.append(np.asarray(c)[:keep])
+  return np.concatenate(hits), np.concatenate(ces)
+
+
+def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
+  """Mean and normal-approximation 95% CI (1.96 standard errors); NaNs for n < 2."""
+  x = np.asarray(x, np.float64).ravel()
+  if x.size < 2:
+    m = float(x.mean()) if x.size else float("nan")
+    return m, float("nan"), float("nan")
+  half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
+  return float(x.mean()), float(x.mean() - half), float(x.mean() + half)

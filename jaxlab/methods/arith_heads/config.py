@@ -18,9 +18,12 @@ class Config:
     transfer_sets, transfer_k: (template, op) sets for head transfer; k.
     tune_k: heads tuned by the pinpoint arms; tune_arms: arms to run.
     tune_target: "chat" (zero-shot chat questions) or "equation" (zero-shot "A + B = ").
-    tune_steps, tune_batch: AdamW steps and batch; lr_*: per-arm learning rates.
+    tune_items, test_items: multi-digit training / held-out items (held-out: half pick the
+      lr, half are reported); tune_ops, tune_digits: operators and operand digits.
+    tune_steps, tune_batch: AdamW steps and batch; lr_*: per-arm learning-rate grids,
+      each swept over ``tune_seeds`` seeds in one vmapped program.
+    tune_target_len: supervised tail positions (answer digits fit in it).
     tune_mlps: MLP layers added by the "heads_mlp" arm.
-    random_tune_seeds: random-k arm seeds.
     kl_passages, kl_length: held-out text for KL / NLL.
     repatch: re-run the patching map after pinpoint tuning.
   """
@@ -43,17 +46,21 @@ class Config:
     ("statement", "+"), ("qa", "+"), ("equation", "-"), ("equation", "*"), ("statement", "-"))
   transfer_k: int = 8
   tune_k: int = 8
-  tune_arms: tuple[str, ...] = ("heads", "heads_kv", "heads_mlp", "full", "lora", "lora_heads",
-                                "random")
+  tune_arms: tuple[str, ...] = ("heads", "full", "lora", "random")
   tune_target: str = "chat"
-  tune_steps: int = 60
+  tune_items: int = 1500
+  test_items: int = 400
+  tune_ops: tuple[str, ...] = ("+", "-", "*", "/")
+  tune_digits: int = 2
+  tune_target_len: int = 8
+  tune_seeds: int = 3
+  tune_steps: int = 150
   tune_batch: int = 16
-  lr_heads: float = 1e-3
-  lr_full: float = 2e-5
-  lr_lora: float = 1e-3
+  lr_heads: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+  lr_full: tuple[float, ...] = (1e-5, 3e-5, 1e-4)
+  lr_lora: tuple[float, ...] = (3e-4, 1e-3)
   weight_decay: float = 0.1
   tune_mlps: int = 1
-  random_tune_seeds: int = 3
   kl_passages: int = 64
   kl_length: int = 128
   repatch: bool = True

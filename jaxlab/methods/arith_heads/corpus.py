@@ -105,3 +105,56 @@ def sft_examples(
   loss_mask = np.zeros_like(mask)
   loss_mask[:, -2] = 1  # position t-2 predicts the answer token at t-1
   return ids, mask, loss_mask, np.asarray(answers, np.int32)
+
+
+def multidigit_items(n: int, *, seed: int = 0, ops: Sequence[str] = ("+", "-", "*", "/"),
+                     max_digits: int = 2, exclude: set | None = None) -> list[tuple[str, int, int]]:
+  """``n`` distinct ``(op, a, b)`` items with operands of 1..``max_digits`` digits.
+
+  Subtraction keeps ``a >= b``; division is exact (``a = b * c``, ``b >= 2``). Items in
+  ``exclude`` are skipped, so a held-out set can be drawn disjoint from a training set.
+  """
+  rng = np.random.default_rng(seed)
+  hi = 10 ** max_digits
+  out, seen = [], set(exclude or ())
+  for _ in range(200 * n):
+    if len(out) == n:
+      break
+    op = ops[int(rng.integers(len(ops)))]
+    a, b = int(rng.integers(1, hi)), int(rng.integers(1, hi))
+    if op == "-":
+      a, b = max(a, b), min(a, b)
+    elif op == "/":
+      b = int(rng.integers(2, 13))
+      a = b * int(rng.integers(1, max(2, hi // b)))
+    if (op, a, b) not in seen:
+      seen.add((op, a, b))
+      out.append((op, a, b))
+  if len(out) < n:
+    raise ValueError(f"only {len(out)} distinct items exist for these ops/digits; ask for fewer.")
+  return out
+
+
+def encode_items(tok, items: Sequence[tuple[str, int, int]], *, chat: bool = True,
+                 ) -> dict[str, np.ndarray]:
+  """Left-padded ``ids``/``mask`` and a *target* ``loss_mask`` on every answer token.
+
+  The answer is the decimal result ("What is 12 * 7? Answer with just the number." ->
+  "84"); every digit is its own token, so exact match = all answer tokens correct.
+  """
+  rows, n_ans = [], []
+  for op, a, b in items:
+    _, fn = OPERATORS[op]
+    q = chat_question(op, a, b)
+    text = tok.chat([{"role": "user", "content": q}]) if chat else f"{a} {op} {b} = "
+    ans = tok.encode(str(int(fn(a, b))))
+    rows.append(tok.encode(text) + ans)
+    n_ans.append(len(ans))
+  t = max(map(len, rows))
+  ids = np.zeros((len(rows), t), np.int32)
+  mask = np.zeros((len(rows), t), np.int32)
+  loss_mask = np.zeros((len(rows), t), np.float32)
+  for i, (r, k) in enumerate(zip(rows, n_ans)):
+    ids[i, t - len(r):], mask[i, t - len(r):] = r, 1
+    loss_mask[i, t - k:] = 1
+  return {"ids": ids, "mask": mask, "loss_mask": loss_mask}

@@ -10,6 +10,7 @@ from jaxlab.core.metrics import MetricsWriter, to_python, write_json
 from jaxlab.interp.attention import format_heads
 from jaxlab.methods.arith_heads import study, tune
 from jaxlab.methods.arith_heads.config import Config
+from jaxlab.tuning import verdict
 
 
 class Stages:
@@ -58,10 +59,26 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
                               patch_set, config, writer=writer, cached=cached,
                               save=lambda r: stages.put("tuning", r))
     tuned = stages.put("tuning", tuned)
+    _verdict(out_dir, tuned)
   write_json(out_dir / "head_scores.json", {"head_scores": ranked,
                                             "mlp_scores": patch["mlp_scores"],
                                             "top_heads": patch["top_heads"]})
   return _summary(config, cfg, acc, patch, knock, transfer, tuned, load_s)
+
+
+def _ci(x):
+  return x if isinstance(x, (list, tuple)) else (x, None, None)
+
+
+def _verdict(out_dir, tuned: dict) -> None:
+  """``verdict.png``: held-out target accuracy vs KL per arm at its best lr."""
+  arms = {}
+  for name, v in tuned.items():
+    if name == "selected_heads":
+      continue
+    arms[name] = {"target": _ci(v.get("target_acc_ci", v["target_acc"])), "kl": _ci(v["kl"])}
+  verdict.frontier(out_dir / "verdict.png", arms, target="held-out exact match (multi-digit)",
+                   title="arithmetic heads: target vs side effect, best lr per arm")
 
 
 def _maybe_heatmap(out_dir, ranked, n):
@@ -85,7 +102,8 @@ def _summary(config, cfg, acc, patch, knock, transfer, tuned, load_s) -> dict:
     "top_heads": format_heads(patch["top_heads"][:16]),
     "mlp_scores": patch["mlp_scores"],
     "knockout": knock, "transfer": transfer,
-    "tuning": {k: v for k, v in tuned.items() if k != "selected_heads"},
+    "tuning": {k: {kk: vv for kk, vv in v.items() if kk != "target_hits"}
+               for k, v in tuned.items() if k != "selected_heads"},
   }
 
 
@@ -123,13 +141,15 @@ def report(result: dict) -> str:
       lines.append(f"| {name} {tk[0]} | {v['base_acc_all']:.2f} | {t['acc']:.2f} | "
                    f"{t['random_acc_mean']:.2f} |")
   if result["tuning"]:
-    lines += ["", "| arm | trainable | target acc (held-out pairs) | target acc (train pairs) "
-              "| 4-shot acc | KL | probe acc |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| arm | trainable | best lr | target acc held-out [95% CI] | 4-shot acc | "
+              "KL [95% CI over seeds] | probe acc |", "|---|---|---|---|---|---|---|"]
     for arm, v in result["tuning"].items():
       probe = v.get("probe_acc")
-      lines.append(f"| {arm} | {v.get('trainable', 0):,} | {v['target_acc']:.2f} | "
-                   f"{v['target_train_acc']:.2f} | "
-                   f"{v['fewshot_acc']:.2f} | {v['kl']:.4f} | "
+      acc = verdict.triple(_ci(v.get("target_acc_ci", v["target_acc"])))
+      kl = verdict.triple(_ci(v["kl"]))
+      lines.append(f"| {arm} | {v.get('trainable', 0):,} | {v.get('best_lr', '-')} | "
+                   f"{acc[0]:.3f} [{acc[1]:.3f}, {acc[2]:.3f}] | {v['fewshot_acc']:.2f} | "
+                   f"{kl[0]:.2e} [{kl[1]:.1e}, {kl[2]:.1e}] | "
                    f"{'-' if probe is None else f'{probe:.2f}'} |")
   rp = result["tuning"].get("heads", {}).get("repatch") if result["tuning"] else None
   if rp:

@@ -1,85 +1,67 @@
-"""Precise SFT stage: pinpoint tuning of the key heads vs full FT, LoRA and random-k."""
+"""Precise SFT stage: pinpoint tuning of the key heads vs full FT, LoRA and random-k.
+
+Every arm runs through ``jaxlab.tuning.loop``: one vmapped sweep per arm over
+(lr, seed) lanes (random-k: one head draw per seed). The target is zero-shot chat
+arithmetic with multi-digit operands and the four operators; held-out items are
+split into a validation half (picks each arm's lr) and a test half (reported).
+"""
 
 import time
 
-import jax
 import numpy as np
 
-from jaxlab.core.progress import progress
 from jaxlab.interp import fast, metrics, patching
 from jaxlab.methods.arith_heads import corpus, data
 from jaxlab.methods.arith_heads.config import Config
-from jaxlab.tuning import evaluate, lora, masks, sft
-
-
-def split_pairs(config: Config, test_share: float = 0.3) -> tuple[dict, dict]:
-  """Operand pairs per operator split into train / held-out test (seeded)."""
-  train, test = {}, {}
-  for op in config.ops:
-    pairs = data.operand_pairs(op)
-    order = np.random.default_rng(config.seed).permutation(len(pairs))
-    n_test = max(1, int(round(test_share * len(pairs))))
-    test[op] = [pairs[i] for i in order[:n_test]]
-    train[op] = [pairs[i] for i in order[n_test:]]
-  return train, test
+from jaxlab.tuning import evaluate, loop, masks
 
 
 def tune_data(tok, config: Config) -> tuple[dict, dict]:
-  """Training arrays and held-out evaluation prompts for the SFT target."""
-  train, test = split_pairs(config)
+  """Training items and disjoint held-out items (target-convention loss masks)."""
   chat = config.tune_target == "chat"
-  out = {}
-  for name, pairs in (("train", train), ("test", test)):
-    ids, mask, loss_mask, answers = corpus.sft_examples(tok, ops=config.ops, pairs=pairs, chat=chat)
-    out[name] = {"ids": ids, "mask": mask, "loss_mask": loss_mask, "answers": answers}
-  return out["train"], out["test"]
+  train = corpus.multidigit_items(config.tune_items, seed=config.seed, ops=config.tune_ops,
+                                  max_digits=config.tune_digits)
+  test = corpus.multidigit_items(config.test_items, seed=config.seed + 1, ops=config.tune_ops,
+                                 max_digits=config.tune_digits, exclude=set(train))
+  return corpus.encode_items(tok, train, chat=chat), corpus.encode_items(tok, test, chat=chat)
 
 
-def make_arms(cfg, params, ranked: np.ndarray, mlp_scores: np.ndarray, config: Config):
-  """The arms listed in ``config.tune_arms`` (random expands to one arm per seed)."""
-  L, H, kv = cfg.n_layers, cfg.n_heads, cfg.kv_heads
-  top = masks.top_heads(ranked, config.tune_k)
-  arms = []
+def arm_specs(cfg, ranked: np.ndarray, mlp_scores: np.ndarray, config: Config):
+  """``[(Arm, lanes)]`` for ``config.tune_arms``; lanes = lr grid x seeds."""
+  top = tuple(masks.top_heads(ranked, config.tune_k))
+  grid = lambda lrs, **kw: [loop.Lane(lr, s, **kw) for lr in lrs for s in range(config.tune_seeds)]
+  out = []
   for kind in config.tune_arms:
     if kind == "heads":
-      arms.append(sft.Arm(name="heads", masks=masks.head_masks(params, top, n_heads=H,
-                                                                n_kv_heads=kv)))
+      out.append((loop.Arm(name="heads", heads=top), grid(config.lr_heads)))
     elif kind == "heads_kv":
-      arms.append(sft.Arm(name="heads_kv", masks=masks.head_masks(
-        params, top, n_heads=H, n_kv_heads=kv, tuning=masks.HeadTuning(policy="qkvo"))))
+      out.append((loop.Arm(name="heads_kv", heads=top, policy="qkvo"), grid(config.lr_heads)))
     elif kind == "heads_mlp":
       mlps = tuple(int(i) for i in np.argsort(-np.abs(mlp_scores))[: config.tune_mlps])
-      arms.append(sft.Arm(name=f"heads_mlp{config.tune_mlps}", masks=masks.head_masks(
-        params, top, n_heads=H, n_kv_heads=kv, tuning=masks.HeadTuning(mlp_layers=mlps))))
+      out.append((loop.Arm(name=f"heads_mlp{config.tune_mlps}", heads=top, mlp_layers=mlps),
+                  grid(config.lr_heads)))
     elif kind == "full":
-      arms.append(sft.Arm(name="full", kind="full"))
+      out.append((loop.Arm(name="full", kind="full"), grid(config.lr_full)))
     elif kind == "lora":
-      arms.append(sft.Arm(name="lora_r16", kind="lora"))
+      out.append((loop.Arm(name="lora_r16", kind="lora"), grid(config.lr_lora)))
     elif kind == "lora_heads":
-      shapes = lora.lora_init(jax.random.key(0), params, rank=16)
-      arms.append(sft.Arm(name="lora_heads", kind="lora", masks=lora.lora_head_masks(
-        shapes, top, n_layers=L, n_heads=H, n_kv_heads=kv)))
+      out.append((loop.Arm(name="lora_heads", kind="lora", heads=top), grid(config.lr_heads)))
     elif kind == "random":
-      for s in range(config.random_tune_seeds):
-        rnd = masks.random_heads(config.seed + 7 + s, L, H, config.tune_k, exclude=top)
-        arms.append(sft.Arm(name=f"random_s{s}", masks=masks.head_masks(
-          params, rnd, n_heads=H, n_kv_heads=kv)))
-  return arms, top
-
-
-def _lr(arm: sft.Arm, config: Config) -> float:
-  if arm.kind == "full":
-    return config.lr_full
-  return config.lr_lora if arm.kind == "lora" else config.lr_heads
+      lanes = [loop.Lane(lr, s, heads=tuple(masks.random_heads(
+        config.seed + 7 + s, cfg.n_layers, cfg.n_heads, config.tune_k, exclude=list(top))))
+        for lr in config.lr_heads for s in range(config.tune_seeds)]
+      out.append((loop.Arm(name="random", heads=top), lanes))
+  return out, top
 
 
 class Evaluator:
-  """Target accuracy, few-shot arithmetic, KL/NLL on held-out text, factual probes."""
+  """Target exact match (val / test halves), 4-shot arithmetic, KL/NLL, factual probes."""
 
-  def __init__(self, cfg, base, tok, config: Config, test: dict, train: dict):
-    self.cfg, self.base, self.config = cfg, base, config
-    self.test = (test["ids"][:, :-1], test["mask"][:, :-1], test["answers"])
-    self.train = (train["ids"][:, :-1], train["mask"][:, :-1], train["answers"])
+  def __init__(self, cfg, base, tok, config: Config, test: dict):
+    self.cfg, self.base = cfg, base
+    self.test = test
+    self.val_idx = np.arange(0, len(test["ids"]), 2)
+    self.test_idx = np.arange(1, len(test["ids"]), 2)
     fs = data.build(tok, op="+", template="equation", shots=config.shots, draws=1,
                     seed=config.seed)
     self.fewshot = (fs.ids_r, fs.mask, fs.target)
@@ -91,44 +73,68 @@ class Evaluator:
 
   def __call__(self, params) -> dict:
     cfg = self.cfg
-    out = {
-      "target_acc": evaluate.accuracy(cfg, params, *self.test)[0],
-      "target_train_acc": evaluate.accuracy(cfg, params, *self.train)[0],
-      "fewshot_acc": evaluate.accuracy(cfg, params, *self.fewshot)[0],
-      "probe_acc": evaluate.accuracy(cfg, params, *self.probes)[0] if len(self.probes[0]) else None,
-      "n_probes": int(len(self.probes[0])),
-    }
+    hits, ce = evaluate.target_rows(cfg, params, self.test)
+    out = {"val_acc": float(hits[self.val_idx].mean()),
+           "target_acc": float(hits[self.test_idx].mean()),
+           "target_ce": float(ce[self.test_idx].mean()),
+           "target_hits": hits[self.test_idx].astype(int).tolist(),
+           "fewshot_acc": evaluate.accuracy(cfg, params, *self.fewshot)[0],
+           "probe_acc": (evaluate.accuracy(cfg, params, *self.probes)[0]
+                         if len(self.probes[0]) else None),
+           "n_probes": int(len(self.probes[0]))}
     out.update(evaluate.kl_and_nll(cfg, self.base, params, *self.text))
     return out
 
 
+def _best(arm: loop.Arm, lanes, rows: list[dict]) -> dict:
+  """Per-lr means over seeds; the lr with the best validation accuracy, with CIs."""
+  by_lr = {}
+  for lane, r in zip(lanes, rows):
+    by_lr.setdefault(lane.lr, []).append(r)
+  summary = {}
+  for lr, rs in by_lr.items():
+    summary[f"{lr:g}"] = {k: float(np.mean([r[k] for r in rs]))
+                          for k in ("val_acc", "target_acc", "kl", "fewshot_acc")}
+  best_lr = max(by_lr, key=lambda lr: summary[f"{lr:g}"]["val_acc"])
+  rs = by_lr[best_lr]
+  hits = np.mean([r["target_hits"] for r in rs], 0)  # per-item accuracy over seeds
+  out = {"best_lr": best_lr, "per_lr": summary, "n_seeds": len(rs),
+         "target_acc": evaluate.mean_ci(hits), "kl": evaluate.mean_ci([r["kl"] for r in rs]),
+         "fewshot_acc": float(np.mean([r["fewshot_acc"] for r in rs])),
+         "probe_acc": (float(np.mean([r["probe_acc"] for r in rs]))
+                       if rs[0]["probe_acc"] is not None else None),
+         "nll_new": float(np.mean([r["nll_new"] for r in rs]))}
+  return out
+
+
 def tuning_stage(cfg, params, tok, ranked, mlp_scores, pair_set, config: Config,
                  writer=None, cached: dict | None = None, save=None) -> dict:
-  """Runs every arm (resuming from ``cached`` arm results); returns per-arm numbers."""
+  """Runs every arm's sweep (resuming from ``cached`` arm results); per-arm numbers."""
   train, test = tune_data(tok, config)
-  ev = Evaluator(cfg, params, tok, config, test, train)
+  ev = Evaluator(cfg, params, tok, config, test)
   results = dict(cached or {})
   if "base" not in results:
-    results["base"] = dict(ev(params), trainable=0)
-  arms, top = make_arms(cfg, params, ranked, mlp_scores, config)
-  for arm in arms:
+    b = ev(params)
+    results["base"] = dict(b, trainable=0, target_acc_ci=evaluate.mean_ci(b["target_hits"]))
+  specs, top = arm_specs(cfg, ranked, mlp_scores, config)
+  tc = loop.TrainConfig(steps=config.tune_steps, batch_size=config.tune_batch,
+                        weight_decay=config.weight_decay, target_len=config.tune_target_len)
+  for arm, lanes in specs:
     if arm.name in results:
       continue
     t0 = time.perf_counter()
-    bar = progress(total=config.tune_steps, desc=f"tune {arm.name}")
-    tuned, hist = sft.finetune(cfg, params, train, arm, steps=config.tune_steps,
-                               batch_size=config.tune_batch, lr=_lr(arm, config),
-                               weight_decay=config.weight_decay, seed=config.seed,
-                               callback=lambda i, loss: bar.update(1))
-    bar.close()
-    res = dict(ev(tuned), trainable=sft.trainable_count(params, arm), final_loss=hist[-1],
-               first_loss=hist[0], seconds=time.perf_counter() - t0)
+    res = loop.sweep(cfg, params, arm, train, lanes, tc)
+    rows = [ev(res.params_of(i)) for i in range(len(lanes))]
+    out = dict(_best(arm, lanes, rows), trainable=res.trainable, start_layer=res.start_layer,
+               first_loss=float(res.losses[:, 0].mean()),
+               final_loss=float(res.losses[:, -1].mean()), seconds=time.perf_counter() - t0)
     if arm.name == "heads" and config.repatch:
-      res["repatch"] = _repatch(cfg, tuned, pair_set, top, ranked, config)
-    results[arm.name] = res
+      best = [i for i, ln in enumerate(lanes) if ln.lr == out["best_lr"]][0]
+      out["repatch"] = _repatch(cfg, res.params_of(best), pair_set, top, ranked, config)
+    results[arm.name] = out
     if writer is not None:
-      writer.write(len(results), {"arm": arm.name, **{k: v for k, v in res.items()
-                                                      if isinstance(v, (int, float))}})
+      writer.write(len(results), {"arm": arm.name, "best_lr": out["best_lr"],
+                                  "target_acc": out["target_acc"][0], "kl": out["kl"][0]})
     if save is not None:
       save(results)
   results["selected_heads"] = top
@@ -143,4 +149,4 @@ def _repatch(cfg, tuned, aset, top, ranked, config: Config) -> dict:
   after = res.head_scores("relative")
   idx = tuple(np.asarray(top).T)
   return {"before_mean": float(np.asarray(ranked)[idx].mean()),
-          "after_mean": float(after[idx].mean()), "after_scores": after}
+          "after_mean": float(after[idx].mean())}

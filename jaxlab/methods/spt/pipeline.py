@@ -8,14 +8,17 @@ import dataclasses
 import pathlib
 from typing import Any
 
+import jax
 import numpy as np
 
 from jaxlab.core import metrics as core_metrics
 from jaxlab.core.progress import progress
 from jaxlab.interp import attention, knockout
 from jaxlab.methods.spt import evaluate, localize, metrics, prompts, questions, side_effects
-from jaxlab.methods.spt import dialogue, train_data, tune
-from jaxlab.tuning import as_head_mask, heads_to_list, random_heads, top_heads
+from jaxlab.methods.spt import dialogue, proxies, train_data
+from jaxlab.tuning import evaluate as tevaluate
+from jaxlab.tuning import loop, verdict
+from jaxlab.tuning.masks import as_head_mask, random_heads, top_heads
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -30,11 +33,19 @@ class StudyConfig:
     n_random_knockout: random-k draws per knockout probe.
     n_random_gen: random-k draws in the generation knockout.
     arms: tuning arms ("spt", "full", "lora", "lora_heads", "random").
-    n_random_arms: seeds of the random-k tuning arm.
+    n_seeds: seeds per learning rate (random arm: one random head set per seed).
+    lr_spt, lr_full, lr_lora: per-arm learning-rate grids (spt, random and
+      lora_heads use ``lr_spt``); every (lr, seed) lane of an arm trains in one
+      vmapped program, ``lane_chunk`` lanes at a time (memory).
     n_train_arith: arithmetic questions in the training data (plus the first half
-      of the general set).
-    steps, batch_size, lr, weight_decay: tuning.
-    n_eval: evaluation questions per source (arithmetic and general).
+      of the general set); ``max_operand``: their operand range.
+    neutral_openers: insist replies open without apologising (default; the
+      released apologetic openers with False).
+    steps, batch_size, weight_decay: tuning.
+    n_eval: arithmetic evaluation questions (plus up to 40 general ones); the
+      proxies split them into a validation half (picks the lr) and a test half.
+    generate: also decode the challenge protocol (Confidence / Truthfulness) for
+      each arm's best lr, seed 0 (slow on CPU; the proxies are always computed).
     gen_new: new-token budgets (A2, A3); the first answer is forced correct.
     heldout: also evaluate with a held-out challenge paraphrase.
     n_kl: 128-token held-out windows for the KL drift.
@@ -50,14 +61,20 @@ class StudyConfig:
   knockout_ks: tuple[int, ...] = (8, 16)
   n_random_knockout: int = 5
   n_random_gen: int = 2
-  arms: tuple[str, ...] = ("spt", "full", "lora", "random")
-  n_random_arms: int = 3
-  n_train_arith: int = 88
-  steps: int = 6
+  arms: tuple[str, ...] = ("spt", "random", "full", "lora")
+  n_seeds: int = 3
+  lr_spt: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+  lr_full: tuple[float, ...] = (1e-5, 3e-5, 1e-4)
+  lr_lora: tuple[float, ...] = (3e-4, 1e-3)
+  lane_chunk: int = 9
+  n_train_arith: int = 3000
+  max_operand: int = 99
+  neutral_openers: bool = True
+  steps: int = 150
   batch_size: int = 8
-  lr: float = 1e-4
   weight_decay: float = 0.1
-  n_eval: int = 8
+  n_eval: int = 150
+  generate: bool = True
   gen_new: tuple[int, int] = (24, 8)
   heldout: bool = False
   n_kl: int = 8
@@ -104,15 +121,25 @@ def _scalars(d: dict, prefix: str = "") -> dict:
 
 
 def question_sets(sc: StudyConfig) -> dict[str, list]:
-  """Disjoint question sets: localisation, training, evaluation, probes."""
+  """Disjoint question sets: localisation, training, evaluation, probes.
+
+  Training questions never share a stem with evaluation or localisation questions.
+  """
   gen = questions.general_mc()
   half = len(gen) // 2
+  ev = questions.arithmetic_mc(sc.n_eval, seed=sc.seed + 3, ops="+-*",
+                               max_operand=sc.max_operand)
+  loc = questions.arithmetic_mc(sc.n_localize, seed=sc.seed + 1)
+  seen = {q.question for q in ev + loc}
+  train = [q for q in questions.arithmetic_mc(int(sc.n_train_arith * 1.2) + 8, seed=sc.seed + 2,
+                                              ops="+-*", max_operand=sc.max_operand)
+           if q.question not in seen][:sc.n_train_arith]
   return {
-    "localize": questions.arithmetic_mc(sc.n_localize, seed=sc.seed + 1),
-    "train_arith": questions.arithmetic_mc(sc.n_train_arith, seed=sc.seed + 2),
+    "localize": loc,
+    "train_arith": train,
     "train_general": gen[:half],
-    "eval_arith": questions.arithmetic_mc(sc.n_eval, seed=sc.seed + 3),
-    "eval_general": gen[half:half + sc.n_eval],
+    "eval_arith": ev,
+    "eval_general": gen[half:half + min(sc.n_eval, 40)],
     "probe_arith": questions.arithmetic_mc(sc.n_probe, seed=sc.seed + 4),
     "probe_general": gen[half:half + sc.n_probe],
   }
@@ -206,27 +233,87 @@ def _knockout_stage(model, sets, sc, heads, scores) -> dict:
   return out
 
 
-def _arm_names(sc: StudyConfig) -> list[str]:
-  names = []
-  for arm in sc.arms:
-    names += ([f"random_s{s}" for s in range(sc.n_random_arms)] if arm == "random" else [arm])
-  return names
+def _arm_lanes(sc: StudyConfig, name: str, cfg, heads) -> tuple[loop.Arm, list[loop.Lane]]:
+  """The arm and its (lr, seed[, heads]) lanes."""
+  seeds = range(sc.n_seeds)
+  grid = lambda lrs: [loop.Lane(lr, s) for lr in lrs for s in seeds]
+  if name == "spt":
+    return loop.Arm(name="spt", heads=tuple(heads)), grid(sc.lr_spt)
+  if name == "random":
+    return loop.Arm(name="random", heads=tuple(heads)), [
+      loop.Lane(lr, s, heads=tuple(random_heads(300 + s, cfg.n_layers, cfg.n_heads, sc.k)))
+      for lr in sc.lr_spt for s in seeds]
+  if name == "full":
+    return loop.Arm(name="full", kind="full"), grid(sc.lr_full)
+  if name == "lora":
+    return loop.Arm(name="lora", kind="lora"), grid(sc.lr_lora)
+  if name == "lora_heads":
+    return loop.Arm(name="lora_heads", kind="lora", heads=tuple(heads)), grid(sc.lr_spt)
+  from jaxlab.core import errors  # pylint: disable=import-outside-toplevel
+  raise errors.ConfigError(f"arm {name!r}: use spt, random, full, lora or lora_heads.")
 
 
-def _arm_stage(model, sets, sc, name, heads, data, windows, out_dir) -> dict:
+def evaluation_data(tok, sets, sc: StudyConfig) -> dict:
+  """Proxy inputs: challenge prompts and held-out insist conversations (eval questions)."""
+  qs = sets["eval_arith"] + sets["eval_general"]
+  return {"qs": qs, "prompts": proxies.challenge_prompts(tok, qs),
+          "insist": proxies.insist_set(tok, qs, seed=sc.seed),
+          "val": np.arange(0, len(qs), 2), "test": np.arange(1, len(qs), 2)}
+
+
+def proxy_row(cfg, params, tok, ev: dict, *, base=None, windows=None) -> dict:
+  """Per-question P(correct letter after the challenge), insist CE, and KL drift."""
+  p = proxies.p_correct_after_challenge(cfg, params, tok, ev["qs"], ev["prompts"])
+  ce = proxies.insist_ce(cfg, params, ev["insist"])
+  out = {"p_correct": p.tolist(), "insist_ce": ce.tolist(),
+         "val_p_correct": float(p[ev["val"]].mean())}
+  if base is not None:
+    out.update(side_effects.kl_drift(cfg, base, params, windows))
+  return out
+
+
+def _summarize_lanes(lanes, rows, ev) -> dict:
+  """Best lr (validation P(correct)), then test-half means with 95% CIs."""
+  by_lr = {}
+  for ln, r in zip(lanes, rows):
+    by_lr.setdefault(ln.lr, []).append(r)
+  per_lr = {f"{lr:g}": {"val_p_correct": float(np.mean([r["val_p_correct"] for r in rs])),
+                        "test_p_correct": float(np.mean([np.asarray(r["p_correct"])[ev["test"]]
+                                                         .mean() for r in rs])),
+                        "kl": float(np.mean([r["kl"] for r in rs]))} for lr, rs in by_lr.items()}
+  best = max(by_lr, key=lambda lr: per_lr[f"{lr:g}"]["val_p_correct"])
+  rs = by_lr[best]
+  p = np.mean([np.asarray(r["p_correct"])[ev["test"]] for r in rs], 0)  # per question
+  ce = np.mean([np.asarray(r["insist_ce"])[ev["test"]] for r in rs], 0)
+  return {"best_lr": best, "per_lr": per_lr, "n_seeds": len(rs),
+          "p_correct": tevaluate.mean_ci(p), "insist_ce": tevaluate.mean_ci(ce),
+          "kl": tevaluate.mean_ci([r["kl"] for r in rs])}
+
+
+def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict:
   cfg, params, tok = model
-  arm = "spt" if name.startswith("random") else name
-  arm_heads = heads
-  if name.startswith("random"):
-    seed = int(name.split("_s")[1])
-    arm_heads = random_heads(300 + seed, cfg.n_layers, cfg.n_heads, sc.k)
-  tc = tune.TuneConfig(arm=arm, steps=sc.steps, batch_size=sc.batch_size, lr=sc.lr,
-                       weight_decay=sc.weight_decay, target_len=data["target_len"],
-                       seed=sc.seed)
+  arm, lanes = _arm_lanes(sc, name, cfg, heads)
+  tc = loop.TrainConfig(steps=sc.steps, batch_size=sc.batch_size, weight_decay=sc.weight_decay,
+                        target_len=data["target_len"])
   arrays = {k: v for k, v in data.items() if k != "target_len"}
-  tuned, info = tune.train(cfg, params, arm_heads, arrays, tc, out_dir=out_dir / "arms" / name)
-  out = {"heads": arm_heads if arm in ("spt", "lora_heads") else None, **info}
-  out.update(behaviour(model, tuned, sets, sc, base_params=params, windows=windows, desc=name))
+  rows, losses, best_params = [], [], {}
+  info = {}
+  for c in range(0, len(lanes), sc.lane_chunk):
+    chunk = lanes[c:c + sc.lane_chunk]
+    res = loop.sweep(cfg, params, arm, arrays, chunk, tc, desc=f"tune {name} {c // sc.lane_chunk}")
+    info = {"trainable": res.trainable, "start_layer": res.start_layer}
+    for i, ln in enumerate(chunk):
+      tuned = res.params_of(i)
+      rows.append(proxy_row(cfg, tuned, tok, ev, base=params, windows=windows))
+      losses.append([float(res.losses[i, 0]), float(res.losses[i, -1])])
+      if ln.seed == 0:
+        best_params[ln.lr] = jax.device_get(tuned)
+    del res
+  out = {**info, **_summarize_lanes(lanes, rows, ev),
+         "loss_first_last": losses, "lanes": [[ln.lr, ln.seed] for ln in lanes]}
+  tuned = best_params[out["best_lr"]]
+  if sc.generate:
+    out.update(behaviour(model, tuned, sets, sc, base_params=params, windows=windows, desc=name))
   if name == "spt" and sc.repatch:
     res = localize.localize(cfg, tuned, tok, sets["localize"], metrics=sc.patch_metrics[:1])
     after = res[sc.patch_metrics[0]]["scores"]
@@ -244,7 +331,7 @@ def _arm_stage(model, sets, sc, name, heads, data, windows, out_dir) -> dict:
 def training_data(tok, sets, sc: StudyConfig) -> dict:
   """Tokenized insist/revise conversations (loss on the last assistant turn)."""
   convs = train_data.build_conversations([sets["train_arith"], sets["train_general"]],
-                                         seed=sc.seed)
+                                         seed=sc.seed, neutral_openers=sc.neutral_openers)
   lens = [len(dialogue.render_ids(tok, c)[0]) for c in convs]
   max_len = -(-max(lens) // 16) * 16
   data = train_data.tokenize(tok, convs, max_len=max_len)
@@ -286,49 +373,52 @@ def run_study(sc: StudyConfig, out_dir: pathlib.Path, model=None) -> dict:
     model = load_model(sc.model)
   cfg, params, tok = model
   sets = question_sets(sc)
-  arm_names = _arm_names(sc)
-  stage = _Stages(out_dir, total=4 + len(arm_names))
+  stage = _Stages(out_dir, total=5 + len(sc.arms))
   loc = stage("localize", lambda: _localize_stage(model, sets, sc, out_dir))
   heads = [tuple(h) for h in loc["heads"]]
   scores = np.load(out_dir / f"scores_{sc.patch_metrics[0]}.npy")
   ko = stage("knockout", lambda: _knockout_stage(model, sets, sc, heads, scores))
   att = stage("attention", lambda: localize.challenge_attention(
     cfg, params, tok, sets["localize"], as_head_mask(heads, cfg.n_layers, cfg.n_heads)))
-  base = stage("base", lambda: behaviour(model, params, sets, sc, desc="base"))
+  ev = evaluation_data(tok, sets, sc)
+  base = stage("base", lambda: dict(
+    behaviour(model, params, sets, sc, desc="base") if sc.generate else {},
+    **_summarize_lanes([loop.Lane(0.0)], [dict(proxy_row(cfg, params, tok, ev), kl=0.0)], ev)))
   data = training_data(tok, sets, sc)
   windows = side_effects.heldout_windows(tok, sc.n_kl)
   arms = {name: stage(f"arm_{name}", lambda name=name: _arm_stage(
-    model, sets, sc, name, heads, data, windows, out_dir)) for name in arm_names}
+    model, sets, sc, name, heads, data, windows, ev, out_dir)) for name in sc.arms}
   stage.bar.close()
-  return summarize(loc, ko, att, base, arms, sc)
+  _verdict(out_dir, base, arms)
+  return summarize(loc, ko, att, base, arms, sc, n_train=len(data["ids"]))
+
+
+def _verdict(out_dir, base, arms) -> None:
+  pts = {"base": {"target": base["p_correct"], "kl": (0.0, None, None)}}
+  pts.update({n: {"target": r["p_correct"], "kl": r["kl"]} for n, r in arms.items()})
+  verdict.frontier(out_dir / "verdict.png", pts,
+                   target="P(correct letter) after the challenge (test half)",
+                   title="SPT: target proxy vs side effect, best lr per arm")
 
 
 def _row(r: dict) -> dict:
-  row = {"confidence": r["eval"]["confidence"], "confidence_admit": r["eval"]["confidence_admit"],
-         "truthfulness": r["eval"]["truthfulness"], "acc_after": r["eval"]["acc_after"],
-         "acc_arith": r["acc_arith"], "acc_general": r["acc_general"]}
-  if "heldout" in r:
-    row["confidence_heldout"] = r["heldout"]["confidence"]
-    row["truthfulness_heldout"] = r["heldout"]["truthfulness"]
-  if "drift" in r:
-    row["kl"] = r["drift"]["kl"]
-  if "trainable" in r:
-    row["trainable"] = r["trainable"]
+  row = {"best_lr": r.get("best_lr"), "p_correct": r["p_correct"], "insist_ce": r["insist_ce"],
+         "kl": r.get("kl"), "trainable": r.get("trainable")}
+  if "eval" in r:
+    e = r["eval"]
+    row.update({k: e[k] for k in ("confidence", "confidence_ci", "confidence_keep",
+                                  "confidence_keep_ci", "confidence_admit", "truthfulness",
+                                  "truthfulness_ci", "acc_after", "n_correct_first")})
+    row.update(acc_arith=r["acc_arith"], acc_general=r["acc_general"])
   return row
 
 
-def summarize(loc, ko, att, base, arms, sc: StudyConfig) -> dict:
+def summarize(loc, ko, att, base, arms, sc: StudyConfig, n_train: int = 0) -> dict:
   """Flat summary numbers (JSON-serialisable)."""
   rank = sc.patch_metrics[0]
   table = {"base": _row(base)}
-  rand = [n for n in arms if n.startswith("random")]
   for name, r in arms.items():
     table[name] = _row(r)
-  if rand:
-    table["random_mean"] = {k: float(np.mean([table[n][k] for n in rand]))
-                            for k in table[rand[0]]}
-    table["random_std"] = {k: float(np.std([table[n][k] for n in rand], ddof=1))
-                           if len(rand) > 1 else 0.0 for k in table[rand[0]]}
   gen = ko["generation"]
   rnd_gen = [v["apology_rate"] for k, v in gen.items() if k.startswith("random")]
   out = {
@@ -345,6 +435,7 @@ def summarize(loc, ko, att, base, arms, sc: StudyConfig) -> dict:
     "knockout_apology_random_mean": float(np.mean(rnd_gen)) if rnd_gen else None,
     "attention_challenge_selected": att["selected"],
     "attention_challenge_others": att["others"],
+    "n_train_conversations": n_train, "n_eval_questions": sc.n_eval + min(sc.n_eval, 40),
     "table": table,
   }
   if "spt" in arms and "repatch" in arms["spt"]:

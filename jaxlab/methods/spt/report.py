@@ -8,7 +8,7 @@ PAPER_13B = {  # Table 1 / controls [paper], Llama-2-13B-Chat
   "random_mean": {"confidence": "60.11 +- 7.37", "truthfulness": "74.05 +- 4.73"},
 }
 _LABEL = {"base": "base", "spt": "SPT (top-k heads)", "full": "full SFT", "lora": "LoRA r16",
-          "lora_heads": "LoRA on heads", "random_mean": "random-k heads (mean)"}
+          "lora_heads": "LoRA on heads", "random": "random-k heads"}
 
 
 def _f(v, nd=1):
@@ -16,6 +16,8 @@ def _f(v, nd=1):
     return "-"
   if isinstance(v, str):
     return v
+  if nd > 3:
+    return f"{v:.2e}"
   return f"{v:.{nd}f}"
 
 
@@ -36,24 +38,27 @@ def markdown(r: dict) -> str:
     f"Attention on the challenge sentence: selected {_f(r['attention_challenge_selected'], 3)}"
     f" vs others {_f(r['attention_challenge_others'], 3)} (paper: 0.46 vs 0.15).",
     "",
-    "| arm | Confidence | Truthfulness | acc after | acc arith / general | KL | "
-    "trainable | paper 13B Conf / Truth |",
-    "|---|---|---|---|---|---|---|---|",
+    f"Training: {r.get('n_train_conversations')} conversations; evaluation: "
+    f"{r.get('n_eval_questions')} questions (proxies: test half; lr picked on the other half).",
+    "",
+    "| arm | best lr | P(correct) after challenge [95% CI] | insist CE [95% CI] | KL [95% CI] | "
+    "Confidence [CI] | Confidence keep [CI] | Truthfulness [CI] | trainable | "
+    "paper 13B Conf / Truth |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ]
+  tri = lambda t, nd: "-" if t is None else f"{_f(t[0], nd)} [{_f(t[1], nd)}, {_f(t[2], nd)}]"
+  pair = lambda v, ci: "-" if v is None else f"{_f(v)} [{_f(ci[0])}, {_f(ci[1])}]"
   for name, row in r["table"].items():
-    if name == "random_std" or (name.startswith("random_s")):
-      continue
     paper = PAPER_13B.get(name, {})
-    conf = _f(row.get("confidence"))
-    truth = _f(row.get("truthfulness"))
-    if name == "random_mean" and "random_std" in r["table"]:
-      sd = r["table"]["random_std"]
-      conf += f" +- {_f(sd['confidence'])}"
-      truth += f" +- {_f(sd['truthfulness'])}"
+    kl = row.get("kl")
+    kl = kl if isinstance(kl, (list, tuple)) or kl is None else (kl, None, None)
     lines.append(
-      f"| {_LABEL.get(name, name)} | {conf} | {truth} | {_f(row.get('acc_after'))} | "
-      f"{_f(row.get('acc_arith'))} / {_f(row.get('acc_general'))} | "
-      f"{_f(row.get('kl'), 4)} | {_f(row.get('trainable'), 0)} | "
+      f"| {_LABEL.get(name, name)} | {_f(row.get('best_lr'), 5)} | "
+      f"{tri(row['p_correct'], 3)} | {tri(row['insist_ce'], 3)} | {tri(kl, 5)} | "
+      f"{pair(row.get('confidence'), row.get('confidence_ci'))} | "
+      f"{pair(row.get('confidence_keep'), row.get('confidence_keep_ci'))} | "
+      f"{pair(row.get('truthfulness'), row.get('truthfulness_ci'))} | "
+      f"{_f(row.get('trainable'), 0)} | "
       f"{_f(paper.get('confidence'))} / {_f(paper.get('truthfulness'))} |")
   if "repatch" in r:
     rp = r["repatch"]

@@ -58,3 +58,17 @@ def test_sft_examples_and_corpora():
   assert text.shape == (4, 32) and tmask.sum(1).min() >= 32
   pids, pmask, targets = corpus.probes(tok)
   assert pids.shape[0] == len(corpus.PROBES) == targets.shape[0]
+
+
+def test_multidigit_items_disjoint_and_answers_correct():
+  from jaxlab.methods.arith_heads import smoke  # noqa: PLC0415
+  tok = smoke.WordTokenizer()
+  train = corpus.multidigit_items(300, seed=0)
+  test = corpus.multidigit_items(100, seed=1, exclude=set(train))
+  assert len(set(train)) == 300 and not set(train) & set(test)
+  assert {op for op, _, _ in train} == {"+", "-", "*", "/"}
+  assert all(a % b == 0 for op, a, b in train if op == "/")
+  assert all(a >= b for op, a, b in train if op == "-")
+  enc = corpus.encode_items(tok, [("*", 12, 7), ("-", 40, 3)])
+  tail = [tok.decode(r[m > 0]) for r, m in zip(enc["ids"], enc["loss_mask"])]
+  assert tail == ["84", "37"]  # the targets are exactly the answer digits

@@ -29,6 +29,8 @@ def test_quick_smoke(tmp_path):
   assert len(heads) == cfg.k and heads == result["selected_heads"]
   assert (tmp_path / "scores_sorry_glad.npy").exists()
   assert result["table"]["spt"]["trainable"] == cfg.k * 2 * 64 * 16
+  assert set(result["table"]) == {"base", "spt", "random"}
+  assert (tmp_path / "verdict.png").exists()
   assert "| SPT (top-k heads) |" in exp.report(result)
   # Resume: a second run reads every stage back and gives the same summary.
   assert exp.run(cfg, tmp_path) == result

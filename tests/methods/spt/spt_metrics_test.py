@@ -130,3 +130,22 @@ def test_wrong_letter_never_correct():
   rng = random.Random(0)
   for q in questions.arithmetic_mc(20):
     assert q.wrong_letter(rng) != q.answer
+
+
+def test_keep_judge_separates_keeping_from_switching():
+  from jaxlab.methods.spt import judge as j  # noqa: PLC0415
+  from jaxlab.methods.spt import metrics as m  # noqa: PLC0415
+  opts = ("7", "8", "9", "6")
+  keep = m.Transcript(answer="B", options=opts, first="The answer is (B).",
+                      second="I'm sorry for any confusion. 3 + 5 is indeed 8.")
+  switch = m.Transcript(answer="B", options=opts, first="The answer is (B).",
+                        second="I'm sorry for any confusion. The answer is (C).")
+  assert not j.admits_mistake(switch.second)  # the literal judge misses the switch
+  assert j.admits_or_switches(switch.second, "B", opts)
+  assert not j.admits_or_switches(keep.second, "B", opts)
+  s = m.score([keep, switch, keep, keep])
+  assert s["confidence_keep"] == 75.0 and s["confidence_admit"] == 100.0
+  assert s["confidence"] == 0.0  # every reply apologises
+  lo, hi = s["confidence_keep_ci"]
+  half = 1.96 * (0.75 * 0.25 / 4) ** 0.5 * 100
+  assert abs(lo - (75 - half)) < 1e-9 and abs(hi - (75 + half)) < 1e-9

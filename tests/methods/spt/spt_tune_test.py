@@ -1,10 +1,11 @@
-"""SPT training changes only the selected heads' slices (tiny GQA decoder)."""
+"""SPT arms through the merged loop change only the selected heads' slices (tiny GQA decoder)."""
 
 import jax
 import numpy as np
 import pytest
 
-from jaxlab.methods.spt import tune
+from jaxlab.methods.spt import pipeline
+from jaxlab.tuning import loop
 from jaxlab.models import decoder
 
 HEADS = [(1, 2), (3, 5)]
@@ -23,11 +24,14 @@ def setup():
   return cfg, params, {"ids": ids, "mask": mask, "loss_mask": loss_mask}
 
 
-def _train(setup, **kw):
+def _train(setup, arm):
   cfg, params, data = setup
-  tc = tune.TuneConfig(steps=2, batch_size=4, lr=1e-2, weight_decay=0.1, target_len=8, **kw)
-  new, info = tune.train(cfg, params, HEADS, data, tc)
-  return params, jax.device_get(new), info
+  sc = pipeline.StudyConfig(n_seeds=1, lr_spt=(1e-2,), weight_decay=0.1)
+  spec, lanes = pipeline._arm_lanes(sc, arm, cfg, HEADS)
+  tc = loop.TrainConfig(steps=2, batch_size=4, weight_decay=0.1, target_len=8)
+  res = loop.sweep(cfg, params, spec, data, lanes, tc)
+  info = {"trainable": res.trainable, "final_loss": float(res.losses[0, -1])}
+  return params, jax.device_get(res.params_of(0)), info
 
 
 def _selected(shape_lh):
@@ -38,7 +42,7 @@ def _selected(shape_lh):
 
 
 def test_spt_changes_only_selected_slices(setup):
-  params, new, info = _train(setup, arm="spt")
+  params, new, info = _train(setup, "spt")
   sel = _selected((4, 8))
   lay = params["layers"]
   diff_q = np.any(new["layers"]["wq"] != lay["wq"], axis=(1, 3))  # [L, H]
@@ -55,7 +59,7 @@ def test_spt_changes_only_selected_slices(setup):
 
 
 def test_lora_heads_delta_only_in_selected_slices(setup):
-  params, new, info = _train(setup, arm="lora_heads")
+  params, new, info = _train(setup, "lora_heads")
   sel = _selected((4, 8))
   lay = params["layers"]
   diff_q = np.any(new["layers"]["wq"] != lay["wq"], axis=(1, 3))

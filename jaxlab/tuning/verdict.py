@@ -1,0 +1,50 @@
+"""The verdict picture: each arm's target metric vs KL drift at its best lr, with CIs.
+
+Pinpoint tuning beats full fine-tuning when it reaches the same target at lower KL:
+points further up (better target) and further left (less drift) win.
+"""
+
+import pathlib
+from collections.abc import Mapping
+
+from jaxlab.core import plot
+
+
+def triple(t) -> tuple[float, float, float]:
+  """(mean, lo, hi) as floats; JSON may have turned NaN into a string or None."""
+  out = []
+  for x in t:
+    try:
+      out.append(float(x))
+    except (TypeError, ValueError):
+      out.append(float("nan"))
+  return tuple(out)
+
+
+def frontier(path: pathlib.Path | str, arms: Mapping[str, dict], *, target: str,
+             title: str = "") -> pathlib.Path:
+  """Scatter with error bars; ``arms[name] = {"target": (m, lo, hi), "kl": (m, lo, hi)}``.
+
+  KL goes on a log axis (base = 0 is drawn at the smallest positive KL / 3).
+  """
+  plt = plot._plt()  # the shared Agg setup
+  fig, ax = plt.subplots(figsize=(6, 4.2))
+  pos = [triple(v["kl"])[0] for v in arms.values() if triple(v["kl"])[0] > 0]
+  floor = min(pos) / 3 if pos else 1e-6
+  for name, v in arms.items():
+    (ty, tlo, thi), (kx, klo, khi) = triple(v["target"]), triple(v["kl"])
+    x = max(kx, floor)
+    xerr = [[max(x - klo, 0) if klo == klo else 0], [max(khi - x, 0) if khi == khi else 0]]
+    yerr = [[ty - tlo if tlo == tlo else 0], [thi - ty if thi == thi else 0]]
+    ax.errorbar([x], [ty], xerr=xerr, yerr=yerr, fmt="o", capsize=3, label=name)
+    ax.annotate(name, (x, ty), textcoords="offset points", xytext=(4, 4), fontsize=7)
+  ax.set_xscale("log")
+  ax.set(xlabel="KL(orig || tuned) per token on held-out text (side effect)",
+         ylabel=target, title=title)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
