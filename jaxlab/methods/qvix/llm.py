@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from jaxlab.core.progress import progress
 from jaxlab.methods.qvix.prompts import build_prequestion_prompt
 
 
@@ -67,7 +68,7 @@ def prequestions(items: Sequence[dict], template: str, generate_fn: Callable | N
       todo.append((i, key))
   if todo and generate_fn is None:
     raise ValueError(f"{len(todo)} items have no cached or replayed reply and no LLM was given.")
-  for s in range(0, len(todo), batch_size):
+  for s in progress(range(0, len(todo), batch_size), desc=f"pre-questions ({template})"):
     chunk = todo[s:s + batch_size]
     prompts = [build_prequestion_prompt(template, items[i]["question"]) for i, _ in chunk]
     for (i, key), reply in zip(chunk, generate_fn(prompts)):

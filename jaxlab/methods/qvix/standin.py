@@ -33,7 +33,11 @@ def find_clip_standin() -> pathlib.Path | None:
 
 
 def spare_token(tok) -> int:
-  """A SmolLM2 control token no prompt uses (the image placeholder id)."""
+  """The image placeholder id: the tokenizer's ``<image>`` if it has one, else a SmolLM2
+  control token no prompt uses (3..16)."""
+  own = tok.tk.token_to_id("<image>")
+  if own is not None:
+    return own
   used = {tok.bos_id, tok.pad_id, *tok.eos_ids}
   for i in range(16, 2, -1):
     if i not in used:

@@ -104,6 +104,7 @@ def _lvlm(config: ScienceQAConfig, out_dir: pathlib.Path):
 def run_scienceqa(config: ScienceQAConfig, out_dir: pathlib.Path) -> dict:
   """Runs the conditions and writes answers.jsonl, accuracy.png; returns the summary."""
   out_dir = pathlib.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
   items = load_items(config, out_dir)
   gen_fn, model_id = _llm_fn(config)
   cache = pathlib.Path(config.llm_cache or pathlib.Path("~/.cache/jaxlab/qvix_llm").expanduser())

@@ -1,0 +1,164 @@
+"""``qvix-bundled``: QVix and the B.5 controls on the offline stand-in LVLM.
+
+Per training seed: train (or reuse from the cache) the stand-in, then answer held-out
+generated items under every condition. Pre-questions come from the stand-in's own decoder
+used text-only (SmolLM2 with its chat template: the paper's "LVLM's own LLM" variant),
+greedy, cached on disk. Reported: whole-string accuracy per condition with Wilson 95% CIs
+(pooled over seeds) and mean +- std over seeds, paired differences vs the baseline, the
+option-letter and closest-option variants, a per-question-type breakdown, and the
+pre-question format compliance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+
+import jax
+import numpy as np
+
+from jaxlab.core.plot import lines
+from jaxlab.data import scienceqa
+from jaxlab.methods.qvix import controls, llm, pipeline, standin, standin_train
+from jaxlab.methods.qvix.prompts import parse_prequestions
+from jaxlab.models import lvlm
+
+PROC = lvlm.ImageProcessing(shortest_edge=None, crop_hw=None)  # 32x32 scenes: normalise only
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BundledConfig:
+  decoder: str = "smollm2-135m-instruct"  # or "tiny-random" (smoke: byte tokenizer)
+  seeds: tuple[int, ...] = (0, 1, 2)
+  n_caption: int = 512
+  n_vqa: int = 1024
+  align: standin_train.StageConfig = standin_train.StageConfig(stage="align", steps=150,
+                                                               batch=8, lr=1e-3)
+  tune: standin_train.StageConfig = standin_train.StageConfig(stage="tune", steps=300,
+                                                              batch=8, lr=5e-4)
+  n_eval: int = 300
+  eval_seed: int = 10_000
+  conditions: tuple[str, ...] = ("baseline", "qvix", "irrelevant", "filler", "answered_first")
+  templates: tuple[str, ...] = ("hand_v1", "gptrewrite_v1", "gptrewrite_v2", "gptrewrite_v3")
+  llm_max_new_tokens: int = 128
+  max_new_tokens: int = 8
+  batch_size: int = 8
+  cache: str = ""  # stand-in and LLM caches (default ~/.cache/jaxlab)
+
+  def tag(self, clip_source: str) -> str:
+    keep = {k: v for k, v in dataclasses.asdict(self).items()
+            if k in ("decoder", "n_caption", "n_vqa", "align", "tune")}
+    blob = json.dumps([keep, clip_source], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _decoder(name: str):
+  if name == "tiny-random":
+    import tokenizers  # noqa: PLC0415
+
+    from jaxlab.models import decoder  # noqa: PLC0415
+    from jaxlab.models.loaders.llava_export import byte_tokenizer_json, tiny_config  # noqa
+    from jaxlab.models.tokenizer import Tokenizer  # noqa: PLC0415
+
+    js, vocab = byte_tokenizer_json()
+    tok = Tokenizer(tokenizers.Tokenizer.from_str(js), bos_id=vocab - 3, eos_ids=(vocab - 2,),
+                    add_bos=True)
+    cfg = tiny_config(vocab, vocab - 1, d_model=32, layers=1).text
+    return cfg, decoder.init_params(cfg, jax.random.key(0)), tok
+  from jaxlab.models.loaders import load_model  # noqa: PLC0415
+
+  return load_model(name)
+
+
+def training_data(tok, cfg, config: BundledConfig, seed: int):
+  """Caption (stage 1) and VQA (stage 2) datasets from generated scenes of `seed`."""
+  caps = [(it["image"], "Describe the image.", " " + standin.caption(it["objects"]))
+          for it in scienceqa.synthetic_items(config.n_caption, seed=100 * seed + 1)]
+  vqa = [(it["image"], *standin.vqa_example(it))
+         for it in scienceqa.synthetic_items(config.n_vqa, seed=100 * seed + 2)]
+  return (standin_train.make_dataset(tok, cfg, caps),
+          standin_train.make_dataset(tok, cfg, vqa))
+
+
+def train_standin(config: BundledConfig, base, seed: int, root: pathlib.Path, log=None):
+  """(cfg, params, losses) of the seed's stand-in; resumes from / reuses ``root``."""
+  dcfg, dparams, tok = base
+  clip_dir = standin.find_clip_standin()
+  cfg, params, source = standin.build(dcfg, dparams, tok, jax.random.key(seed), clip_dir)
+  cap, vqa = training_data(tok, cfg, config, seed)
+  d = root / config.tag(source) / f"seed{seed}"
+  params, l1 = standin_train.train_stage(cfg, params, cap, config.align, d, seed=seed, log=log)
+  params, l2 = standin_train.train_stage(cfg, params, vqa, config.tune, d, seed=seed, log=log)
+  return cfg, params, {"align": l1, "tune": l2, "vision_tower": source, "dir": str(d)}
+
+
+def run_bundled(config: BundledConfig, out_dir: pathlib.Path, log=None) -> dict:
+  out_dir = pathlib.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  cache = pathlib.Path(config.cache or "~/.cache/jaxlab").expanduser()
+  base = _decoder(config.decoder)
+  dcfg, dparams, tok = base
+  items = standin.eval_items(config.n_eval, config.eval_seed)
+  gen_fn = llm.decoder_llm(dcfg, dparams, tok, llm.Decoding(
+    max_new_tokens=config.llm_max_new_tokens))
+  dec = llm.Decoding(max_new_tokens=config.llm_max_new_tokens)
+  replies = {t: llm.prequestions(items, t, gen_fn, model_id=config.decoder, decoding=dec,
+                                 cache_dir=cache / "qvix_llm", batch_size=config.batch_size)
+             for t in config.templates}
+  per_seed, info = {}, {}
+  for seed in config.seeds:
+    cfg, params, info[seed] = train_standin(config, base, seed, cache / "qvix_standin", log)
+    answer = pipeline.lvlm_answerer(cfg, params, tok, PROC, wrap=standin.WRAP.format,
+                                    max_new_tokens=config.max_new_tokens,
+                                    batch_size=config.batch_size)
+    res = pipeline.run_conditions(items, replies[config.templates[0]], answer,
+                                  config.conditions, desc=f"seed {seed}")
+    for t in config.templates[1:]:
+      res[f"qvix_{t}"] = pipeline.run_conditions(items, replies[t], answer, ("qvix",),
+                                                 desc=t)["qvix"]
+    per_seed[seed] = res
+  return _summarize(config, items, replies, per_seed, info, out_dir)
+
+
+def _summarize(config, items, replies, per_seed, info, out_dir: pathlib.Path) -> dict:
+  names = list(next(iter(per_seed.values())))
+  rows = {}
+  for n in names:
+    accs = [float(per_seed[s][n]["correct"]["whole"].mean()) for s in per_seed]
+    pooled = np.concatenate([per_seed[s][n]["correct"]["whole"] for s in per_seed])
+    base = np.concatenate([per_seed[s]["baseline"]["correct"]["whole"] for s in per_seed])
+    row = {"acc_mean": float(np.mean(accs)), "acc_std": float(np.std(accs)), "per_seed": accs,
+           "ci95_pooled": controls.wilson(int(pooled.sum()), len(pooled)),
+           **{f"acc_{m}": float(np.mean([per_seed[s][n]["correct"][m].mean()
+                                         for s in per_seed])) for m in ("letter", "closest")},
+           "by_type": controls.breakdown(pooled, [it["skill"] for it in items] * len(per_seed))}
+    if n != "baseline":
+      row["diff_vs_baseline_pooled"] = controls.paired_diff_ci(pooled, base)
+    rows[n] = row
+  comp = {t: float(np.mean([len(parse_prequestions(r)) for r in rs])) for t, rs in replies.items()}
+  with open(out_dir / "answers.jsonl", "w") as f:
+    for s, res in per_seed.items():
+      for i, it in enumerate(items):
+        f.write(json.dumps({"seed": s, "id": it["id"], "skill": it["skill"], **{
+          n: {"answer": r["answers"][i], "ok": bool(r["correct"]["whole"][i])}
+          for n, r in res.items()}}) + "\n")
+  lines(out_dir / "accuracy.png", list(range(len(names))),
+        {"accuracy": [rows[n]["acc_mean"] for n in names]},
+        bands={"accuracy": (np.array([rows[n]["ci95_pooled"][0] for n in names]),
+                            np.array([rows[n]["ci95_pooled"][1] for n in names]))},
+        xlabel=", ".join(names), ylabel="accuracy (pooled 95% CI)", title="qvix-bundled")
+  for s, i in info.items():
+    lines(out_dir / f"loss_seed{s}.png", list(range(len(i["align"]) + len(i["tune"]))),
+          {"loss": i["align"] + i["tune"]}, xlabel="step (align, then tune)", ylabel="CE")
+  return {"n_items": len(items), "seeds": list(per_seed), "conditions": rows,
+          "prequestions_parsed_mean": comp, "chance_acc": _chance(items),
+          "standin": {s: {"vision_tower": i["vision_tower"], "dir": i["dir"],
+                          "final_align_loss": i["align"][-1] if i["align"] else None,
+                          "final_tune_loss": i["tune"][-1] if i["tune"] else None}
+                      for s, i in info.items()}}
+
+
+def _chance(items) -> float:
+  return float(np.mean([1 / len(it["choices"]) for it in items]))

@@ -1,0 +1,37 @@
+"""Smoke runs of the QVix experiments (tiny random models; pipeline checks, not results)."""
+
+import dataclasses
+import json
+
+import pytest
+
+from experiments.qvix import bundled, bundled_quick, scienceqa
+
+
+@pytest.mark.slow
+def test_qvix_scienceqa_smoke(tmp_path):
+  cfg = dataclasses.replace(scienceqa.get_config(smoke=True), llm_cache=str(tmp_path / "c"))
+  res = scienceqa.run(cfg, tmp_path)
+  assert res["n_items"] == 6 and len(res["item_ids"]) == 6
+  assert set(res["conditions"]) == set(cfg.conditions)
+  for r in res["conditions"].values():
+    assert 0.0 <= r["acc"] <= 1.0 and r["ci95"][0] <= r["acc"] <= r["ci95"][1]
+  rows = [json.loads(x) for x in (tmp_path / "answers.jsonl").read_text().splitlines()]
+  assert len(rows) == 6 and rows[0]["reply"].startswith("Pre-question 1:")
+  assert (tmp_path / "accuracy.png").exists()
+  assert "Released" in scienceqa.report(res)
+
+
+@pytest.mark.slow
+def test_qvix_bundled_smoke_and_cached_standin_reuse(tmp_path):
+  cfg = dataclasses.replace(bundled.get_config(smoke=True), cache=str(tmp_path / "cache"))
+  res = bundled.run(cfg, tmp_path / "a")
+  want = set(cfg.conditions) | {"qvix_gptrewrite_v2"}
+  assert set(res["conditions"]) == want
+  assert res["conditions"]["qvix"]["diff_vs_baseline_pooled"][1] <= \
+      res["conditions"]["qvix"]["diff_vs_baseline_pooled"][2]
+  again = bundled.run(cfg, tmp_path / "b")                 # stand-in and replies from cache
+  assert again["standin"] == res["standin"]
+  assert again["conditions"]["qvix"]["per_seed"] == res["conditions"]["qvix"]["per_seed"]
+  assert "pooled 95% CI" in bundled.report(res)
+  assert bundled_quick.get_config().n_eval >= 24
