@@ -9,6 +9,16 @@ resident-memory growth of each measurement and the process's peak RSS during it.
   python scripts/bench_federated.py                       # defaults below
   python scripts/bench_federated.py --models mlp --clients 10,100,1000
   python scripts/bench_federated.py --sweep                # R = 64 FedProx runs, one program
+  python scripts/bench_federated.py --scale --cpu-devices 8  # client-sharded table, K = 1k/10k
+
+``--scale`` (issue 16): SCAFFOLD, MLP 784-200-200-10, MNIST split IID over K clients
+(every client non-empty), 100 clients per round, B = 32, E = 1, on the
+``--cpu-devices`` devices of one ``clients`` mesh. Each (K, table layout) runs in a
+fresh subprocess (so its peak RSS is its own) and reports the per-device bytes of
+the SCAFFOLD c_k table from the arrays' shardings (``fl.shard.device_bytes``), the
+process's peak RSS, and the round time (best of ``--repeats`` rounds after a
+compile round). The sharded table (``client_table="sharded"``) is compared with the
+replicated one (engine v1) at the K values in ``--scale-replicated``.
 
 ``--sweep``: R = 64 FedProx runs (4 client lrs x 4 mu x 4 seeds; a seed sets the
 Dirichlet(0.1) partition of MNIST over 100 clients and the init), MLP 784-200-200-10,
@@ -258,8 +268,19 @@ def main():
                        " 'jobs:20' with its own group count); the first is compared with torch")
   ap.add_argument("--sweep-ab", action="store_true",
                   help="sweep: then time the packings again with rounds interleaved (A/B)")
+  ap.add_argument("--scale", action="store_true",
+                  help="client-sharded persistent table vs replicated (see above)")
+  ap.add_argument("--scale-clients", default="1000,10000", help="--scale: K values")
+  ap.add_argument("--scale-per-round", type=int, default=100)
+  ap.add_argument("--scale-replicated", default="1000",
+                  help="--scale: K values where the replicated table is timed too")
+  ap.add_argument("--scale-one", default=None, help=argparse.SUPPRESS)   # "K,layout"
   ap.add_argument("--json", default=None, help="append the bench record here")
   args = ap.parse_args()
+  if args.scale_one:
+    return scale_one(args)
+  if args.scale:
+    return scale_bench(args)
   rec = bench.Recorder("federated_sweep" if args.sweep else "federated", vars(args), args.json)
   d = load("mnist")
   tr = to_numpy(d["train"], ["image", "label"])
@@ -477,6 +498,79 @@ def torch_fedprox_run(xt, yt, parts, ids_per_round, seed, lr, mu, args):
     total = sum(n for n, _ in w_locals)
     global_w = {key: sum(n / total * w[key] for n, w in w_locals) for key in global_w}
   return steps
+
+
+
+# ---- --scale: the client-sharded persistent table ----------------------------------------
+def scale_one(args):
+  """One (K, layout) case in this process; prints one JSON line."""
+  import json
+  k, layout = args.scale_one.split(",")
+  k = int(k)
+  with PeakRSS() as mem:
+    tr = to_numpy(load("mnist")["train"], ["image", "label"])
+    parts = fl.partition.iid(tr["label"], k, seed=0)
+    data = fl.make_fed_data(tr["image"], tr["label"], parts)
+    model = fl.Model.from_linen(MLP(), jnp.zeros((2, 28, 28, 1)))
+    alg = fl.algorithms.scaffold(model, fl.client_sgd(args.lr), num_clients=k)
+    cfg = fl.EngineConfig(batch_size=args.batch, local_epochs=args.epochs, step_bucket="exact")
+    eng = fl.Engine(alg, cfg, data, preprocess=prep, mesh=fl.clients_mesh(), client_table=layout)
+    state = {"sim": eng.init(jax.random.key(0)), "r": 0}
+    table = fl.shard.device_bytes(state["sim"].clients)
+    key = jax.random.key(1)
+
+    def one_round():
+      ids = fl.sample_clients(state["r"], k, args.scale_per_round)
+      state["sim"], m = eng.run_round(state["sim"], ids, key)
+      jax.block_until_ready(state["sim"])
+      state["r"] += 1
+      state["loss"] = float(m["loss"])
+
+    t = bench.time_call(one_round, reps=args.repeats)
+  row = {"K": k, "layout": layout, "devices": len(jax.devices()), **table,
+         "row_bytes": table["total"] // eng.table_rows, "round_s": t["best_s"],
+         "compile_s": t["compile_s"], "rss_peak_mb": mem.max, "ru_maxrss_mb": peak_rss_mb(),
+         "loss": state["loss"]}
+  print(json.dumps(row), flush=True)
+
+
+def scale_bench(args):
+  import json
+  import subprocess
+  rec = bench.Recorder("federated_scale", vars(args), args.json)
+  print(f"SCAFFOLD, MLP 784-200-200-10, MNIST IID, S={args.scale_per_round}, B={args.batch},"
+        f" E={args.epochs}, {args.cpu_devices} CPU devices; round s = best of {args.repeats}"
+        " after a compile round; each case in its own process")
+  print("| K | table | total MB | per-device MB | goal total/D + row MB | round s |"
+        " peak RSS MB | loss |")
+  print("|---|---|---|---|---|---|---|---|")
+  results = {}
+  cases = [(k, lay) for k in map(int, args.scale_clients.split(","))
+           for lay in (["sharded", "replicated"] if str(k) in args.scale_replicated.split(",")
+                       else ["sharded"])]
+  for k, lay in cases:
+    cmd = [sys.executable, __file__, f"--cpu-devices={args.cpu_devices}", "--scale-one",
+           f"{k},{lay}", "--repeats", str(args.repeats), "--lr", str(args.lr),
+           "--batch", str(args.batch), "--epochs", str(args.epochs),
+           "--scale-per-round", str(args.scale_per_round)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+      print(f"| {k} | {lay} | failed: {out.stderr.strip().splitlines()[-1][:120]} |", flush=True)
+      continue
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    results[(k, lay)] = r
+    mb = 1 << 20
+    goal = (k * r["row_bytes"] / r["devices"] + r["row_bytes"]) / mb
+    print(f"| {k} | {lay} | {r['total'] / mb:.1f} | {r['per_device'] / mb:.1f} | {goal:.1f} |"
+          f" {r['round_s']:.2f} | {r['rss_peak_mb']:.0f} | {r['loss']:.4f} |", flush=True)
+    rec.row(f"K={k} {lay} table", per_device_mb=r["per_device"] / mb, total_mb=r["total"] / mb,
+            round_s=r["round_s"], compile_s=r["compile_s"], peak_rss_mb=r["rss_peak_mb"])
+  for k in [int(v) for v in args.scale_replicated.split(",") if v.isdigit()]:
+    if (k, "sharded") in results and (k, "replicated") in results:
+      sh, rp = results[(k, "sharded")], results[(k, "replicated")]
+      rec.row(f"K={k} round: sharded vs replicated table (goal: sharded within 1.3x)",
+              jaxlab_s=sh["round_s"], baseline_s=rp["round_s"], goal=1 / 1.3)
+  rec.finish()
 
 
 if __name__ == "__main__":

@@ -23,10 +23,15 @@ which it honours as the engine does) aligns runs by rank: each run's clients are
 sorted and cut at the same ranks, padded to the longest client of that rank over
 all runs, one compile per tuple of scan lengths. With a ``mesh`` that has a ``sweep``
 axis, the runs axis of the state, round inputs, per-run data and keys is sharded
-over it (R divisible by the axis size): each device holds R / devices runs.
+over it (R divisible by the axis size): each device holds R / devices runs. A 2-D
+mesh ``("sweep", "clients")`` (``sweep_mesh(runs=..., clients=...)``) also splits
+each run's persistent client table over ``clients`` (``[R, K_pad, ...]`` on
+``P("sweep", "clients")``, gathered and scattered as in ``fl.shard``) and each
+run's sampled clients; it uses ``packing="runs"``.
 """
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 
 import jax
@@ -38,6 +43,7 @@ from jaxlab.core import axes, sharding
 from jaxlab.core.errors import ConfigError
 from jaxlab.federated import engine as eng_lib
 from jaxlab.federated import packed, schedule
+from jaxlab.federated import shard as shard_lib
 from jaxlab.federated.data import index_table
 from jaxlab.federated.types import ClientMeta, FedAlgorithm, FedData, SimState
 
@@ -48,17 +54,33 @@ def grid(**values) -> dict:
   return {k: jnp.asarray(m.reshape(-1)) for k, m in zip(values, mesh)}
 
 
-def sweep_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
-  """A 1-D mesh over the ``sweep`` axis (all devices by default)."""
-  return sharding.make_mesh({axes.SWEEP: -1}, jax.devices()[: num_devices or len(jax.devices())])
+def sweep_mesh(num_devices: int | None = None, *, clients: int | None = None
+               ) -> jax.sharding.Mesh:
+  """A mesh over the ``sweep`` axis (all devices by default), or with ``clients=C``
+  a 2-D ``("sweep", "clients")`` mesh: runs over devices / C, each run's clients
+  over C."""
+  devices = jax.devices()[: num_devices or len(jax.devices())]
+  if clients is None:
+    return sharding.make_mesh({axes.SWEEP: -1}, devices)
+  return sharding.make_mesh({axes.SWEEP: -1, axes.CLIENTS: clients}, devices)
 
 
 PACKINGS = ("jobs", "runs")
 PACK_MAX_BYTES = 8 << 20   # default packing "jobs" only while per-run extras stay this small
 
 
-def check_options(config: eng_lib.EngineConfig, packing: str | None) -> str:
+def check_options(config: eng_lib.EngineConfig, packing: str | None,
+                  mesh: jax.sharding.Mesh | None = None) -> str:
   """The packing a Sweep uses, or a one-line ConfigError for settings it cannot honour."""
+  two_d = mesh is not None and axes.CLIENTS in mesh.shape
+  if two_d and packing == "jobs":
+    raise ConfigError("packing='jobs' shards runs only; on a ('sweep', 'clients') mesh use"
+                      " packing='runs' (or None)")
+  if mesh is not None and axes.SWEEP not in mesh.shape:
+    raise ConfigError(f"a Sweep's mesh needs a '{axes.SWEEP}' axis; it has {tuple(mesh.shape)}"
+                      " (use fl.sweep.sweep_mesh(clients=...))")
+  if two_d:
+    packing = "runs"
   if packing is not None and packing not in PACKINGS:
     raise ConfigError(f"packing={packing!r}; use one of {PACKINGS} (or None for the default)")
   if config.groups > 1 and config.grouping != "equal":
@@ -105,7 +127,7 @@ class Sweep:
                preprocess=schedule.default_preprocess, mesh: jax.sharding.Mesh | None = None,
                packing: str | None = None):
     self._packing = packing
-    check_options(config, packing)
+    check_options(config, packing, mesh)
     shared = len(parts) > 0 and isinstance(parts[0], np.ndarray)
     if shared:
       if num_runs is None:
@@ -158,7 +180,7 @@ class Sweep:
     """The explicit packing, else "jobs" unless ``client_chunk`` is set or a per-run
     data leaf besides ``idx``/``n`` is large (a job gathers its run's leaves, so a
     per-run pool would be copied once per job; rank alignment vmaps over runs)."""
-    packing = check_options(self.config, self._packing)
+    packing = check_options(self.config, self._packing, self.mesh)
     if self._packing is None and packing == "jobs":
       per_run = [a.nbytes // self.num_runs for k, v in self.data.extra.items()
                  if self._by_run[k] for a in jax.tree.leaves(v)]
@@ -167,8 +189,27 @@ class Sweep:
     return packing
 
   # ---- placement ----------------------------------------------------------------
-  def _sharding(self, by_run: bool):
+  @property
+  def _client_devices(self) -> int:
+    """Size of the mesh's ``clients`` axis (1 without one)."""
+    return 1 if self.mesh is None else dict(self.mesh.shape).get(axes.CLIENTS, 1)
+
+  def _sharding(self, by_run):
+    """``by_run``: False (replicated), True (runs over ``sweep``) or ``"clients"``
+    (runs over ``sweep`` and the next axis over ``clients``)."""
+    if by_run == "clients" and self._client_devices > 1:
+      return NamedSharding(self.mesh, P(axes.SWEEP, axes.CLIENTS))
     return NamedSharding(self.mesh, P(axes.SWEEP) if by_run else P())
+
+  def _sim_flags(self, sims) -> SimState:
+    """Sharding flags of R stacked states: the client table also over ``clients``."""
+    return SimState(jax.tree.map(lambda _: True, sims.server),
+                    jax.tree.map(lambda _: "clients", sims.clients))
+
+  @property
+  def table_rows(self) -> int:
+    """Rows of each run's client table (K padded to the ``clients`` axis)."""
+    return shard_lib.padded_rows(self.num_clients, self._client_devices)
 
   def _put(self, a, by_run: bool):
     a = jnp.asarray(a)
@@ -220,13 +261,13 @@ class Sweep:
       if jnp.shape(v)[:1] != (self.num_runs,):
         raise ConfigError(f"{k} has shape {jnp.shape(v)}; the sweep has R={self.num_runs}"
                           " runs, so pass one value per run")
-    fn = functools.partial(eng_lib.init_sim, self.alg, self.num_clients)
+    fn = functools.partial(eng_lib.init_sim, self.alg, self.table_rows)
     vm = jax.vmap(fn, in_axes=(0, 0, self._data_axes))
     key = ("init", tuple(sorted(hparams)))
     if key not in self._fns:
       out = jax.eval_shape(vm, keys, hparams, self.data)
       self._fns[key] = self._jit(vm, (True, {k: True for k in hparams}, self._data_flags()),
-                                 jax.tree.map(lambda _: True, out))
+                                 self._sim_flags(out))
     return self._fns[key](self._put(keys, True), hparams, self.data)
 
   # ---- rounds -------------------------------------------------------------------
@@ -234,12 +275,18 @@ class Sweep:
     """Scan lengths and round inputs per group (every leaf [R, S_g]) for ``ids``."""
     ids = eng_lib.check_ids(ids, self.num_clients)
     cfg = self.config
+    if self._client_devices > len(ids) // min(cfg.groups, len(ids)):
+      raise ConfigError(
+        f"the '{axes.CLIENTS}' mesh axis has {self._client_devices} devices but a round"
+        f" samples {len(ids)} clients in {min(cfg.groups, len(ids))} group(s); use"
+        f" sweep_mesh(clients=c) with c <= {len(ids) // min(cfg.groups, len(ids))}, fewer"
+        " groups, or more clients per round")
     steps = self.steps_host[:, ids]                                     # [R, S]
     order = (np.argsort(-steps, axis=1, kind="stable") if cfg.groups > 1
              else np.broadcast_to(np.arange(len(ids)), steps.shape))
     rid = np.arange(self.num_runs)[:, None]
     sid = ids[order]                                                    # [R, S]
-    chunk = cfg.client_chunk or 1
+    chunk = math.lcm(cfg.client_chunk or 1, self._client_devices)
     ts, inputs = [], []
     for cols in np.array_split(np.arange(len(ids)), min(cfg.groups, len(ids))):
       g_ids = sid[:, cols]
@@ -264,9 +311,18 @@ class Sweep:
   def round_fn(self, steps: tuple[int, ...]):
     """The jitted R-run round for these group scan lengths (cached)."""
     if steps not in self._fns:
-      fn = eng_lib.make_round(self.alg, self.sampler, steps, None, self.config.client_chunk)
-      vm = jax.vmap(fn, in_axes=(0, 0, self._data_axes, 0))
-      in_flags = (True, tuple(ClientMeta(True, True, True, True) for _ in steps),
+      two_d = self._client_devices > 1
+      table = ((shard_lib.make_gather(self.mesh, self.num_clients),
+                shard_lib.make_scatter(self.mesh, self.num_clients)) if two_d
+               else (eng_lib.gather, eng_lib.scatter))
+      fn = eng_lib.make_round(self.alg, self.sampler, steps, None, self.config.client_chunk,
+                              table)
+      # spmd_axis_name: inside the table's shard_map the runs axis stays split over
+      # ``sweep`` (each device gathers its own runs' rows only).
+      vm = jax.vmap(fn, in_axes=(0, 0, self._data_axes, 0),
+                    spmd_axis_name=axes.SWEEP if two_d else None)
+      flag = "clients" if two_d else True
+      in_flags = (True, tuple(ClientMeta(flag, flag, flag, flag) for _ in steps),
                   self._data_flags(), True)
       if self.mesh is None:
         self._fns[steps] = jax.jit(vm, donate_argnums=0)
@@ -290,7 +346,8 @@ class Sweep:
       put = lambda tree: jax.tree.map(lambda a: self._put(a, True), tree)
       return self.packed_fn()(sims, put(meta), put(jobs), self.data, self._put(keys, True))
     steps, inputs = self.plan(ids)
-    inputs = tuple(jax.tree.map(lambda a: self._put(a, True), m) for m in inputs)
+    flag = "clients" if self._client_devices > 1 else True
+    inputs = tuple(jax.tree.map(lambda a: self._put(a, flag), m) for m in inputs)
     return self.round_fn(steps)(sims, inputs, self.data, self._put(keys, True))
 
   # ---- packed rounds (packing="jobs") ----------------------------------------------
@@ -336,7 +393,7 @@ class _LazyJit:
   def __call__(self, sims, inputs, data, keys):
     if self.jitted is None:
       sh = lambda flags: jax.tree.map(self.sweep._sharding, flags)
-      sim_flags = jax.tree.map(lambda _: True, sims)
+      sim_flags = self.sweep._sim_flags(sims)
       out = jax.eval_shape(self.fn, sims, inputs, data, keys)
       out_flags = (sim_flags, jax.tree.map(lambda _: True, out[1]))
       self.jitted = jax.jit(self.fn, in_shardings=(sh(sim_flags), *map(sh, self.in_flags[1:])),

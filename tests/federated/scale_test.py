@@ -145,3 +145,37 @@ def test_stepped_on_sharded_table_equals_vmap():
   chex.assert_trees_all_close(sim.clients, sim_v.clients, rtol=1e-5, atol=1e-5)
   assert all(leaf.sharding.spec == jax.sharding.PartitionSpec("clients")
              for leaf in jax.tree.leaves(sim.clients))
+
+
+def test_sweep_on_2d_mesh_equals_unsharded_sweep():
+  x, y, parts = helpers.tiny_data(SIZES)
+  tx = fl.client_sgd(learning_rate=0.05, momentum=0.5, weight_decay=1e-3)
+  alg = fl.algorithms.scaffold(helpers.model(), tx, num_clients=len(SIZES))
+  cfg = fl.EngineConfig(batch_size=4, local_epochs=2)
+  mesh = fl.sweep.sweep_mesh(clients=4)                     # 2 runs-devices x 4 clients-devices
+  assert dict(mesh.shape) == {"sweep": 2, "clients": 4}
+  two_d = fl.Sweep(alg, cfg, x, y, parts, num_runs=2, mesh=mesh)
+  plain = fl.Sweep(alg, cfg, x, y, parts, num_runs=2, packing="runs")
+  assert two_d.packing == "runs" and two_d.table_rows == 12
+  keys = jax.random.split(jax.random.key(0), 2)
+  hp = {"learning_rate": jnp.array([0.05, 0.1])}
+  out = []
+  for sw in (two_d, plain):
+    sims = sw.init(keys, hp)
+    for ids in IDS:
+      sims, m = sw.run_round(sims, ids, jax.random.split(jax.random.key(1), 2))
+    out.append((sims, m))
+  (s2, m2), (s1, m1) = out
+  # The aggregate is now a cross-device sum (4 partial sums, another order): ~1.6e-6
+  # on params after 3 rounds; c = mean (w_g - y)/(K_k·lr) amplifies it (up to 10x
+  # here): 8e-6 on c was measured. A wrong row (a broken gather) moves c by ~1e-2.
+  chex.assert_trees_all_close(s2.server, s1.server, rtol=1e-5, atol=2e-5)
+  chex.assert_trees_all_close(jax.tree.map(lambda t: t[:, : len(SIZES)], s2.clients),
+                              s1.clients, rtol=1e-5, atol=1e-4)
+  chex.assert_trees_all_close(m2, m1, rtol=1e-5, atol=1e-6)
+  for leaf in jax.tree.leaves(s2.clients):
+    assert leaf.sharding.spec == jax.sharding.PartitionSpec("sweep", "clients")
+  row = sum(t[0, 0].size * t.dtype.itemsize for t in jax.tree.leaves(s2.clients))
+  assert fl.shard.device_bytes(s2.clients)["per_device"] == 3 * row   # 1 run x 12/4 rows
+  with pytest.raises(ConfigError, match="packing='runs'"):
+    fl.Sweep(alg, cfg, x, y, parts, num_runs=2, mesh=mesh, packing="jobs")
