@@ -18,6 +18,8 @@ def _init_runtime(args: argparse.Namespace) -> None:
   jax.config.update("jax_threefry_partitionable", True)
   if getattr(args, "coordinator", None):
     _check_processes(args.num_processes, args.process_id)
+    if args.process_id > 0:   # JAX aborts the process (no exception) if nobody answers
+      _wait_for_coordinator(args.coordinator, args.init_timeout)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     where = (f"the coordinator {args.coordinator} as process {args.process_id} of"
              f" {args.num_processes}")
@@ -37,6 +39,25 @@ def _init_runtime(args: argparse.Namespace) -> None:
       raise JaxlabError(
         f"joined {where} but the job has {jax.process_count()} processes; pass the"
         " coordinator's --num-processes to every process")
+
+
+def _wait_for_coordinator(address: str, timeout: float) -> None:
+  """Polls ``host:port`` until it accepts a TCP connection, else one-line error."""
+  import socket
+  import time
+
+  host, _, port = address.rpartition(":")
+  end = time.monotonic() + timeout
+  while True:
+    try:
+      with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2):
+        return
+    except (OSError, ValueError) as e:
+      if time.monotonic() > end or isinstance(e, ValueError):
+        raise JaxlabError(
+          f"no coordinator answered at {address} within {timeout:.0f} s; start process 0"
+          " first with the same --coordinator (host:port of process 0)") from None
+      time.sleep(0.5)
 
 
 def _check_processes(num_processes: int | None, process_id: int | None) -> None:

@@ -96,3 +96,9 @@ def test_bad_process_id_is_one_line(capsys):
   rc = cli.main(["run", "fed-baselines-mnist", "--smoke", "--coordinator", "127.0.0.1:1"])
   err = capsys.readouterr().err.strip().splitlines()
   assert rc == 2 and len(err) == 1 and "--num-processes N and --process-id I" in err[0]
+  # nobody at the coordinator: one line (JAX itself would abort the process)
+  rc = cli.main(["run", "fed-baselines-mnist", "--smoke", "--coordinator",
+                 f"127.0.0.1:{_free_port()}", "--num-processes", "2", "--process-id", "1",
+                 "--init-timeout", "1"])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert rc == 2 and len(err) == 1 and "no coordinator answered" in err[0]
