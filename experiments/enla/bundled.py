@@ -30,7 +30,8 @@ def get_config(smoke: bool = False) -> Config:
       b2n_datasets=("digits",), ablations=("enprompt_step0", "coop_step0"),
       train_limit=200, test_limit=40)
   return Config(prompt=PromptConfig(steps=80),
-                ablations=common.STEP0 + ("enprompt_no_ot", "enprompt_uniform_plan"),
+                ablations=("coop_step0", "enprompt_step0", "enprompt_no_ot",
+                           "enprompt_uniform_plan"),
                 b2n_datasets=("fashion_mnist", "shapes"), train_limit=3000, test_limit=500)
 
 

@@ -49,9 +49,10 @@ class Config:
   datasets: tuple[str, ...] = tuple(COOP)
   methods: tuple[str, ...] = ("zero_shot", "coop", "cocoop", "plot", "enprompt")
   # MaPLe/PromptSRC-style recipe (assumed; EnPrompt's own values are unknown): SGD 0.9,
-  # lr 0.0035, batch 4, 5 epochs of 16 shots, cosine with a constant 1e-5 warmup epoch,
+  # each method at its anchor lr (config.ANCHOR_LR: CoOp-family 0.002, EnPrompt 0.0035),
+  # batch 4, 5 epochs of 16 shots, cosine with a constant 1e-5 warmup epoch,
   # 2 visual prompt tokens on 9 layers.
-  prompt: PromptConfig = PromptConfig(optimizer="sgd", lr=0.0035, batch=4, vprompt_len=2,
+  prompt: PromptConfig = PromptConfig(optimizer="sgd", batch=4, vprompt_len=2,
                                       vprompt_depth=9, steps=1, warmup_steps=0)
   epochs: int = 5
   shots: int = 16

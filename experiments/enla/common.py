@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxlab.core import errors
 from jaxlab.core.metrics import MetricsWriter
 from jaxlab.core.plot import heatmap, lines
 from jaxlab.methods.enla import pretrain, protocols, runner, suite
@@ -60,6 +61,10 @@ class Config:
   prompt: PromptConfig = PromptConfig(steps=100)
   methods: tuple[str, ...] = METHODS
   ablations: tuple[str, ...] = ()
+  # base-to-novel sets the ablations run on (with zero-shot, CoOp and EnPrompt beside them);
+  # () = every b2n set
+  ablation_datasets: tuple[str, ...] = ()
+  ablation_baselines: tuple[str, ...] = ("zero_shot", "coop", "enprompt")
   seeds: int = 3
   shots: int = 16
   b2n_datasets: tuple[str, ...] = ("fashion_mnist", "colour_shapes")
@@ -85,8 +90,12 @@ def run_suite(config: Config, out_dir: pathlib.Path) -> dict:
   out_dir = pathlib.Path(out_dir)
   bb, info = backbone(config, out_dir)
   runs = out_dir / "runs"
-  methods = runner.method_configs(config.prompt, config.methods,
-                                  {a: dict(ABLATIONS[a]) for a in config.ablations})
+  unknown = [a for a in config.ablations if a not in ABLATIONS]
+  if unknown:
+    raise errors.ConfigError(f"unknown ablations {unknown}; choose from {sorted(ABLATIONS)}")
+  abl = {a: dict(ABLATIONS[a]) for a in config.ablations}
+  on_all = not config.ablation_datasets
+  methods = runner.method_configs(config.prompt, config.methods, abl if on_all else None)
   result: dict[str, Any] = {"label": LABEL, "standin": info, "shots": config.shots,
                             "seeds": config.seeds}
   writer = MetricsWriter(out_dir)
@@ -98,7 +107,15 @@ def run_suite(config: Config, out_dir: pathlib.Path) -> dict:
     result["base_to_novel_average"] = _b2n_average(per, methods)
     for i, (m, row) in enumerate(result["base_to_novel_average"].items()):
       writer.write(i, {f"b2n/{m}/{k}": v for k, v in row.items() if v is not None})
-  pick = lambda names: {m: c for m, c in methods.items() if c.method in names}
+  if config.ablations and not on_all:
+    amethods = runner.method_configs(config.prompt, config.ablation_baselines, abl)
+    per = {d: runner.base_to_novel(bb, d, amethods, config.shots, config.seeds, runs,
+                                   config.train_limit, config.test_limit)
+           for d in config.ablation_datasets}
+    result["ablations"] = per
+    result["ablations_average"] = _b2n_average(per, amethods)
+  pick = lambda names: {m: c for m, c in methods.items() if c.method in names
+                        and m in names}
   if config.few_shot_dataset:
     result["few_shot"] = runner.few_shot(
       bb, config.few_shot_dataset, pick(config.few_shot_methods), config.few_shot_list,
@@ -162,29 +179,35 @@ def _fmt(stat: dict | None) -> str:
   return "-" if stat is None else f"{stat['mean']:.1f} ± {stat['std']:.1f}"
 
 
+def _b2n_table(per_set: dict, average: dict, title: str, shots: int) -> list[str]:
+  out = [f"**{title}** ({shots} shots, mean ± std over seeds; Avg = HM of averaged B and N, "
+         "± = std over seeds of the per-seed averages)", "",
+         "| method | " + " | ".join(f"{d} B / N / HM" for d in per_set)
+         + " | Avg B / N / HM | ViT-B/16 published B / N / HM |",
+         "|---" * (len(per_set) + 3) + "|"]
+  for m, avg in average.items():
+    cells = []
+    for per in per_set.values():
+      r = per[m]
+      hm = "-" if r["hm"] is None else f"{r['hm']:.1f}"
+      cells.append(f"{_fmt(r['base'])} / {_fmt(r['novel'])} / {hm}")
+    sd = lambda k: f" ± {avg[k + '_std']:.1f}" if k + "_std" in avg else ""
+    a = (f"{avg['base']:.1f}{sd('base')} / "
+         + ("-" if avg["novel"] is None else f"{avg['novel']:.1f}{sd('novel')}")
+         + " / " + ("-" if avg["hm"] is None else f"{avg['hm']:.1f}{sd('hm')}"))
+    anchor = ANCHORS.get(m)
+    anchor = " / ".join(f"{x:.2f}" for x in anchor) if anchor else "-"
+    out.append(f"| {m} | " + " | ".join(cells) + f" | {a} | {anchor} |")
+  return out + [""]
+
+
 def report(result: dict) -> str:
   """Markdown tables for REPORT.md / docs."""
   out = [f"_{result['label']}_", ""]
-  if "base_to_novel" in result:
-    out += [f"**Base-to-novel** ({result.get('shots', 16)} shots, mean ± std over seeds; Avg = "
-            "HM of averaged B and N, ± = std over seeds of the per-seed averages)",
-            "", "| method | " + " | ".join(f"{d} B / N / HM" for d in result["base_to_novel"])
-            + " | Avg B / N / HM | ViT-B/16 published B / N / HM |",
-            "|---" * (len(result["base_to_novel"]) + 3) + "|"]
-    for m, avg in result["base_to_novel_average"].items():
-      cells = []
-      for per in result["base_to_novel"].values():
-        r = per[m]
-        hm = "-" if r["hm"] is None else f"{r['hm']:.1f}"
-        cells.append(f"{_fmt(r['base'])} / {_fmt(r['novel'])} / {hm}")
-      sd = lambda k: f" ± {avg[k + '_std']:.1f}" if k + "_std" in avg else ""
-      a = (f"{avg['base']:.1f}{sd('base')} / "
-           + ("-" if avg["novel"] is None else f"{avg['novel']:.1f}{sd('novel')}")
-           + " / " + ("-" if avg["hm"] is None else f"{avg['hm']:.1f}{sd('hm')}"))
-      anchor = ANCHORS.get(m)
-      anchor = " / ".join(f"{x:.2f}" for x in anchor) if anchor else "-"
-      out.append(f"| {m} | " + " | ".join(cells) + f" | {a} | {anchor} |")
-    out.append("")
+  for key, avg_key, title in [("base_to_novel", "base_to_novel_average", "Base-to-novel"),
+                               ("ablations", "ablations_average", "Ablations, base-to-novel")]:
+    if key in result:
+      out += _b2n_table(result[key], result[avg_key], title, result.get("shots", 16))
   for key, title in [("few_shot", "Few-shot"), ("cross_dataset", "Cross-dataset"),
                      ("domain_shift", "Domain shift")]:
     if key not in result:

@@ -35,6 +35,15 @@ def test_bundled_smoke(tmp_path):
   assert set(avg) >= {"zero_shot", "coop", "cocoop", "plot", "enprompt", "linear_probe"}
   assert avg["linear_probe"]["novel"] is None and _finite(avg["enprompt"])
   assert "enprompt" in bundled.report(out)
+  # Step-0 rows: CoOp (context = the template's words) and EnPrompt (gate 0, identity EnLa)
+  # classify exactly as zero-shot CLIP does.
+  per = out["base_to_novel"]["digits"]
+  for row in ("coop_step0", "enprompt_step0"):
+    for split in ("base", "novel"):
+      assert per[row][split]["seeds"] == [per["zero_shot"][split]["mean"]] * 2, (row, split)
+  # Resume: a rerun in the same out dir reads every finished run back, same numbers.
+  again = bundled.run(bundled.get_config(smoke=True), tmp_path / "b")
+  assert again["base_to_novel"] == out["base_to_novel"]
 
 
 def test_clip_vitb16_smoke(tmp_path):

@@ -130,7 +130,8 @@ def test_ungated_prompts_and_raw_extra_block_do_not_start_at_zero_shot(setup):
   model, tok, params, _, images, _ = setup
   pixels = jnp.asarray(images[0], jnp.float32) / 127.5 - 1
   ref = _zero_shot_reference(model, params, tok, pixels, ("a photo of a {}.",))
-  for kw in ({"vprompt_gate": "none"}, {"enla_kind": "extra_block", "extra_block_init": "last_raw"}):
+  for kw in ({"vprompt_gate": "none"},
+             {"enla_kind": "extra_block", "extra_block_init": "last_raw"}):
     cfg = _cfg("enprompt", **kw)
     learner = learners.make_learner(model, params, tok, cfg)
     out = learner.logits(learner.init(jax.random.key(0)), params, pixels,
