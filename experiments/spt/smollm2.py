@@ -20,7 +20,8 @@ def get_config(smoke: bool = False) -> pipeline.StudyConfig:
   if smoke:
     return pipeline.StudyConfig(
       n_localize=4, patch_metrics=("sorry_glad",), k=4, knockout_ks=(4,),
-      n_random_knockout=1, n_random_gen=0, arms=("spt", "random"), n_train_arith=8, steps=1,
+      n_random_knockout=1, n_random_gen=0, n_gen_knockout=4, arms=("spt", "random"),
+      n_train_arith=8, steps=1,
       batch_size=4, n_eval=4, gen_new=(4, 2), heldout=False, n_kl=2, n_probe=4,
       n_seeds=1, lr_spt=(1e-3, 1e-2), repatch=False, model="tiny-random")
   return pipeline.StudyConfig()

@@ -18,6 +18,7 @@ def get_config(smoke: bool = False) -> pipeline.StudyConfig:
     return smollm2.get_config(smoke=True)
   return pipeline.StudyConfig(
     n_localize=8, patch_metrics=("sorry_glad",), k=8, knockout_ks=(8,),
-    n_random_knockout=3, n_random_gen=1, arms=("spt", "random"), n_train_arith=200,
+    n_random_knockout=3, n_random_gen=1, n_gen_knockout=8, arms=("spt", "random"),
+    n_train_arith=200,
     steps=20, batch_size=4, n_seeds=1, lr_spt=(1e-2,), n_eval=40, gen_new=(12, 4),
     heldout=False, n_kl=4, n_probe=16, generate=False, repatch=False)

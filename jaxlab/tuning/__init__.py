@@ -19,6 +19,7 @@ __all__ = [
   "Arm", "HeadTuning", "Lane", "TrainConfig", "as_head_mask", "count_trainable", "evaluate",
   "full_masks", "head_masks", "heads_to_list", "kv_group", "kv_mask", "leaf_any", "loop",
   "lora_head_masks", "lora_init", "lora_merge", "lora_param_count", "mask_updates",
-  "masked_adamw", "pinpoint", "random_heads", "restrict_lora", "sft", "slices", "sweep", "top_heads",
+  "masked_adamw", "pinpoint", "random_heads", "restrict_lora", "sft", "slices", "sweep",
+  "top_heads",
   "train", "union_heads", "verdict",
 ]

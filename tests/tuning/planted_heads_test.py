@@ -23,7 +23,8 @@ PLANT = ((2, 0), (2, 3))
 def _teacher(cfg, base):
   lay = dict(base["layers"])
   for i, (layer, head) in enumerate(PLANT):
-    noise = jax.random.normal(jax.random.fold_in(jax.random.key(7), i), lay["wo"][layer, head].shape)
+    key = jax.random.fold_in(jax.random.key(7), i)
+    noise = jax.random.normal(key, lay["wo"][layer, head].shape)
     lay["wo"] = lay["wo"].at[layer, head].add(noise)
   return dict(base, layers=lay)
 

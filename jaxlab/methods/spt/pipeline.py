@@ -32,6 +32,8 @@ class StudyConfig:
     knockout_ks: top-k sizes for the logit knockout probe.
     n_random_knockout: random-k draws per knockout probe.
     n_random_gen: random-k draws in the generation knockout.
+    n_gen_knockout: evaluation questions decoded in the generation knockout (half
+      arithmetic, half general).
     arms: tuning arms ("spt", "full", "lora", "lora_heads", "random").
     n_seeds: seeds per learning rate (random arm: one random head set per seed).
     lr_spt, lr_full, lr_lora: per-arm learning-rate grids (spt, random and
@@ -61,12 +63,13 @@ class StudyConfig:
   knockout_ks: tuple[int, ...] = (8, 16)
   n_random_knockout: int = 5
   n_random_gen: int = 2
+  n_gen_knockout: int = 32
   arms: tuple[str, ...] = ("spt", "random", "full", "lora")
   n_seeds: int = 3
   lr_spt: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
   lr_full: tuple[float, ...] = (1e-5, 3e-5, 1e-4)
   lr_lora: tuple[float, ...] = (3e-4, 1e-3)
-  lane_chunk: int = 9
+  lane_chunk: int = 3
   n_train_arith: int = 3000
   max_operand: int = 99
   neutral_openers: bool = True
@@ -216,7 +219,8 @@ def _knockout_stage(model, sets, sc, heads, scores) -> dict:
   gen_masks = {"none": None, f"top{sc.k}": as_head_mask(heads, L, H)}
   for s in range(sc.n_random_gen):
     gen_masks[f"random{sc.k}_s{s}"] = as_head_mask(random_heads(200 + s, L, H, sc.k), L, H)
-  qs = sets["eval_arith"] + sets["eval_general"]
+  qs = (sets["eval_arith"][:sc.n_gen_knockout // 2]
+        + sets["eval_general"][:sc.n_gen_knockout - sc.n_gen_knockout // 2])
   first = [dialogue.answer_text(q.answer) for q in qs]
   gen_out = {}
   for name, hm in gen_masks.items():
