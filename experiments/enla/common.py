@@ -213,6 +213,8 @@ def report(result: dict) -> str:
     if key not in result:
       continue
     cols = list(next(iter(result[key].values())))
+    if all(c.isdigit() for c in cols):  # shots: numeric order (result.json sorts keys)
+      cols.sort(key=int)
     out += [f"**{title}** (accuracy %, mean ± std over seeds)", "",
             "| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for m, row in result[key].items():
