@@ -179,3 +179,13 @@ def test_sweep_on_2d_mesh_equals_unsharded_sweep():
   assert fl.shard.device_bytes(s2.clients)["per_device"] == 3 * row   # 1 run x 12/4 rows
   with pytest.raises(ConfigError, match="packing='runs'"):
     fl.Sweep(alg, cfg, x, y, parts, num_runs=2, mesh=mesh, packing="jobs")
+
+
+def test_sharded_table_with_client_chunks_equals_replicated():
+  mesh = fl.clients_mesh(4)        # chunks of 2 clients: fewer than the 4 devices
+  a = helpers.make("scaffold", sizes=SIZES, mesh=mesh, chunk=2)
+  b = helpers.make("scaffold", sizes=SIZES, mesh=mesh, chunk=2, client_table="replicated")
+  (sa, _), (sb, _) = _rounds(a, IDS[:2]), _rounds(b, IDS[:2])
+  chex.assert_trees_all_close(sa.server, sb.server, rtol=0, atol=1e-6)
+  chex.assert_trees_all_close(jax.tree.map(lambda t: t[: len(SIZES)], sa.clients), sb.clients,
+                              rtol=0, atol=1e-6)
