@@ -179,6 +179,8 @@ def test_sweep_on_2d_mesh_equals_unsharded_sweep():
   assert fl.shard.device_bytes(s2.clients)["per_device"] == 3 * row   # 1 run x 12/4 rows
   with pytest.raises(ConfigError, match="packing='runs'"):
     fl.Sweep(alg, cfg, x, y, parts, num_runs=2, mesh=mesh, packing="jobs")
+  with pytest.raises(ConfigError, match=r"sweep_mesh\(clients=c\) with c <= 3"):
+    two_d.plan(np.array([0, 1, 2]))          # 4 clients-devices, 3 clients a round
 
 
 def test_sharded_table_with_client_chunks_equals_replicated():
