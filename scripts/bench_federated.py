@@ -274,7 +274,11 @@ def main():
   ap.add_argument("--scale-per-round", type=int, default=100)
   ap.add_argument("--scale-replicated", default="1000",
                   help="--scale: K values where the replicated table is timed too")
+  ap.add_argument("--scale-processes", type=int, default=1,
+                  help="--scale: split the --cpu-devices over this many processes"
+                       " (jax.distributed over gloo on this machine; RSS is per process)")
   ap.add_argument("--scale-one", default=None, help=argparse.SUPPRESS)   # "K,layout"
+  ap.add_argument("--scale-proc", default=None, help=argparse.SUPPRESS)  # "port,P,id"
   ap.add_argument("--json", default=None, help="append the bench record here")
   args = ap.parse_args()
   if args.scale_one:
@@ -507,6 +511,10 @@ def scale_one(args):
   import json
   k, layout = args.scale_one.split(",")
   k = int(k)
+  if args.scale_proc:
+    port, nproc, pid = map(int, args.scale_proc.split(","))
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=nproc, process_id=pid)
   with PeakRSS() as mem:
     tr = to_numpy(load("mnist")["train"], ["image", "label"])
     parts = fl.partition.iid(tr["label"], k, seed=0)
@@ -528,10 +536,18 @@ def scale_one(args):
 
     t = bench.time_call(one_round, reps=args.repeats)
   row = {"K": k, "layout": layout, "devices": len(jax.devices()), **table,
+         "processes": jax.process_count(),
          "row_bytes": table["total"] // eng.table_rows, "round_s": t["best_s"],
          "compile_s": t["compile_s"], "rss_peak_mb": mem.max, "ru_maxrss_mb": peak_rss_mb(),
          "loss": state["loss"]}
   print(json.dumps(row), flush=True)
+
+
+def _free_port() -> int:
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
 
 
 def scale_bench(args):
@@ -539,8 +555,9 @@ def scale_bench(args):
   import subprocess
   rec = bench.Recorder("federated_scale", vars(args), args.json)
   print(f"SCAFFOLD, MLP 784-200-200-10, MNIST IID, S={args.scale_per_round}, B={args.batch},"
-        f" E={args.epochs}, {args.cpu_devices} CPU devices; round s = best of {args.repeats}"
-        " after a compile round; each case in its own process")
+        f" E={args.epochs}, {args.cpu_devices} CPU devices in {args.scale_processes}"
+        f" process(es); round s = best of {args.repeats} after a compile round; each case"
+        " in its own process(es); peak RSS = the largest process's")
   print("| K | table | total MB | per-device MB | goal total/D + row MB | round s |"
         " peak RSS MB | loss |")
   print("|---|---|---|---|---|---|---|---|")
@@ -548,16 +565,29 @@ def scale_bench(args):
   cases = [(k, lay) for k in map(int, args.scale_clients.split(","))
            for lay in (["sharded", "replicated"] if str(k) in args.scale_replicated.split(",")
                        else ["sharded"])]
+  nproc = args.scale_processes
   for k, lay in cases:
-    cmd = [sys.executable, __file__, f"--cpu-devices={args.cpu_devices}", "--scale-one",
-           f"{k},{lay}", "--repeats", str(args.repeats), "--lr", str(args.lr),
+    cmd = [sys.executable, __file__, f"--cpu-devices={args.cpu_devices // nproc}",
+           "--scale-one", f"{k},{lay}", "--repeats", str(args.repeats), "--lr", str(args.lr),
            "--batch", str(args.batch), "--epochs", str(args.epochs),
            "--scale-per-round", str(args.scale_per_round)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-      print(f"| {k} | {lay} | failed: {out.stderr.strip().splitlines()[-1][:120]} |", flush=True)
+    if nproc > 1:
+      port = _free_port()
+      procs = [subprocess.Popen(cmd + ["--scale-proc", f"{port},{nproc},{i}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(nproc)]
+      outs = [subprocess.CompletedProcess(p.args, 0, *p.communicate()) for p in procs]
+      for o, p in zip(outs, procs):
+        o.returncode = p.returncode
+    else:
+      outs = [subprocess.run(cmd, capture_output=True, text=True)]
+    bad = [o for o in outs if o.returncode != 0]
+    if bad:
+      print(f"| {k} | {lay} | failed: {bad[0].stderr.strip().splitlines()[-1][:120]} |",
+            flush=True)
       continue
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = [json.loads(o.stdout.strip().splitlines()[-1]) for o in outs]
+    r = {**rows[0], "rss_peak_mb": max(x["rss_peak_mb"] for x in rows)}   # per process
     results[(k, lay)] = r
     mb = 1 << 20
     goal = (k * r["row_bytes"] / r["devices"] + r["row_bytes"]) / mb
