@@ -19,6 +19,9 @@ the SCAFFOLD c_k table from the arrays' shardings (``fl.shard.device_bytes``), t
 process's peak RSS, and the round time (best of ``--repeats`` rounds after a
 compile round). The sharded table (``client_table="sharded"``) is compared with the
 replicated one (engine v1) at the K values in ``--scale-replicated``.
+``--scale-tables sharded,host,host-disk`` adds the host table (``client_table="host"``:
+the K rows in host NumPy arrays; ``host-disk``: in ``.npy`` memmaps under
+``--scale-table-dir``), whose device bytes are only the round's rows.
 
 ``--sweep``: R = 64 FedProx runs (4 client lrs x 4 mu x 4 seeds; a seed sets the
 Dirichlet(0.1) partition of MNIST over 100 clients and the init), MLP 784-200-200-10,
@@ -274,6 +277,11 @@ def main():
   ap.add_argument("--scale-per-round", type=int, default=100)
   ap.add_argument("--scale-replicated", default="1000",
                   help="--scale: K values where the replicated table is timed too")
+  ap.add_argument("--scale-tables", default="sharded",
+                  help="--scale: table layouts timed at every K: sharded, host (host RAM),"
+                       " host-disk (memmap files under --scale-table-dir)")
+  ap.add_argument("--scale-table-dir", default=None,
+                  help="--scale: where host-disk tables go (default: a temporary directory)")
   ap.add_argument("--scale-processes", type=int, default=1,
                   help="--scale: split the --cpu-devices over this many processes"
                        " (jax.distributed over gloo on this machine; RSS is per process)")
@@ -522,9 +530,18 @@ def scale_one(args):
     model = fl.Model.from_linen(MLP(), jnp.zeros((2, 28, 28, 1)))
     alg = fl.algorithms.scaffold(model, fl.client_sgd(args.lr), num_clients=k)
     cfg = fl.EngineConfig(batch_size=args.batch, local_epochs=args.epochs, step_bucket="exact")
-    eng = fl.Engine(alg, cfg, data, preprocess=prep, mesh=fl.clients_mesh(), client_table=layout)
+    path = None
+    if layout == "host-disk":
+      import tempfile
+      path = tempfile.mkdtemp(prefix="fedtable_", dir=args.scale_table_dir)
+    eng = fl.Engine(alg, cfg, data, preprocess=prep, mesh=fl.clients_mesh(),
+                    client_table="host" if layout.startswith("host") else layout,
+                    client_table_path=path)
     state = {"sim": eng.init(jax.random.key(0)), "r": 0}
-    table = fl.shard.device_bytes(state["sim"].clients)
+    if eng.table_mode == "host":     # on devices: only each round's sampled rows
+      table = {"total": fl.host_table.host_bytes(state["sim"].clients), "per_device": 0}
+    else:
+      table = fl.shard.device_bytes(state["sim"].clients)
     key = jax.random.key(1)
 
     def one_round():
@@ -540,6 +557,10 @@ def scale_one(args):
          "row_bytes": table["total"] // eng.table_rows, "round_s": t["best_s"],
          "compile_s": t["compile_s"], "rss_peak_mb": mem.max, "ru_maxrss_mb": peak_rss_mb(),
          "loss": state["loss"]}
+  if path is not None:
+    import shutil
+    del state
+    shutil.rmtree(path, ignore_errors=True)
   print(json.dumps(row), flush=True)
 
 
@@ -563,8 +584,8 @@ def scale_bench(args):
   print("|---|---|---|---|---|---|---|---|")
   results = {}
   cases = [(k, lay) for k in map(int, args.scale_clients.split(","))
-           for lay in (["sharded", "replicated"] if str(k) in args.scale_replicated.split(",")
-                       else ["sharded"])]
+           for lay in args.scale_tables.split(",") + (
+             ["replicated"] if str(k) in args.scale_replicated.split(",") else [])]
   nproc = args.scale_processes
   for k, lay in cases:
     cmd = [sys.executable, __file__, f"--cpu-devices={args.cpu_devices // nproc}",
@@ -595,6 +616,12 @@ def scale_bench(args):
           f" {r['round_s']:.2f} | {r['rss_peak_mb']:.0f} | {r['loss']:.4f} |", flush=True)
     rec.row(f"K={k} {lay} table", per_device_mb=r["per_device"] / mb, total_mb=r["total"] / mb,
             round_s=r["round_s"], compile_s=r["compile_s"], peak_rss_mb=r["rss_peak_mb"])
+  for k, (sh, ho) in [(k, (results.get((k, "sharded")), results.get((k, lay))))
+                      for k in map(int, args.scale_clients.split(","))
+                      for lay in ("host", "host-disk")]:
+    if sh is not None and ho is not None:
+      rec.row(f"K={k} round: {ho['layout']} vs sharded table", jaxlab_s=ho["round_s"],
+              baseline_s=sh["round_s"])
   for k in [int(v) for v in args.scale_replicated.split(",") if v.isdigit()]:
     if (k, "sharded") in results and (k, "replicated") in results:
       sh, rp = results[(k, "sharded")], results[(k, "replicated")]

@@ -3,9 +3,9 @@
 See docs/federated.md for the API (FedAlgorithm, Plugin, Sweep, persistent client state).
 """
 
-from jaxlab.federated import (aggregate, algorithms, eval, loop, packed, partition, phases,
-                              plugins, pool, schedule, sequential, shard, stepped, stream,
-                              sweep)
+from jaxlab.federated import (aggregate, algorithms, eval, host_table, loop, packed, partition,
+                              phases, plugins, pool, schedule, sequential, shard, stepped,
+                              stream, sweep)
 from jaxlab.federated.algorithms import client_sgd
 from jaxlab.federated.data import make_fed_data
 from jaxlab.federated.engine import Engine, EngineConfig, clients_mesh, client_update, init_sim
@@ -20,5 +20,5 @@ __all__ = [
   "Owned", "Phase", "Plugin", "RoundInputs", "Sampler", "ServerState", "SimState", "Sweep",
   "aggregate", "algorithms", "client_sgd", "client_update", "clients_mesh", "eval", "init_sim",
   "loop", "make_fed_data", "packed", "partition", "phases", "plugins", "pool", "sample_clients",
-  "schedule", "sequential", "shard", "stepped", "stream", "sweep",
+  "host_table", "schedule", "sequential", "shard", "stepped", "stream", "sweep",
 ]

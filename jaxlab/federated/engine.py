@@ -14,6 +14,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxlab.core import axes, rng, sharding
 from jaxlab.core.errors import ConfigError
 from jaxlab.federated import aggregate as agg_lib
+from jaxlab.federated import host_table as host_lib
 from jaxlab.federated import schedule
 from jaxlab.federated import shard as shard_lib
 from jaxlab.federated import stream as stream_lib
@@ -268,7 +269,11 @@ class Engine:
     mesh: shard the clients axis over ``mesh``'s ``clients`` axis.
     client_table: with a mesh, ``"sharded"`` (default: each device holds K/D rows
       of the persistent table, ``fl.shard``) or ``"replicated"`` (every device
-      holds all K rows; allows a ``clients`` axis larger than the round).
+      holds all K rows; allows a ``clients`` axis larger than the round); with or
+      without a mesh ``"host"``: the K rows stay in host memory (``fl.host_table``;
+      only the sampled rows go to the devices each round; one process only).
+    client_table_path: with ``client_table="host"``, a directory for the table's
+      ``.npy`` memmaps (on disk instead of in RAM); None keeps NumPy arrays.
     data_placement: ``"device"`` (the dataset on every device) or ``"host"`` (only
       the sampled clients' rows travel each round, ``fl.stream``); None follows
       ``data`` (NumPy leaves = host).
@@ -277,9 +282,15 @@ class Engine:
   def __init__(self, alg: FedAlgorithm, config: EngineConfig, data: FedData,
                sampler: Sampler | None = None, preprocess=schedule.default_preprocess,
                mesh: jax.sharding.Mesh | None = None, client_table: str | None = None,
-               data_placement: str | None = None):
+               data_placement: str | None = None, client_table_path=None):
     self.alg, self.config, self.mesh = alg, config, mesh
     self.table_mode = shard_lib.check_mode(client_table, mesh)
+    if client_table_path is not None and self.table_mode != "host":
+      raise ConfigError(f"client_table_path={str(client_table_path)!r} needs"
+                        " client_table='host'; pass both or neither")
+    if self.table_mode == "host":
+      host_lib.check(client_table_path)
+    self.table_path = client_table_path
     self.placement = stream_lib.check_placement(data_placement, data)
     self.sampler = sampler or schedule.epoch_wrap(config.batch_size, config.local_epochs,
                                                   preprocess)
@@ -384,6 +395,10 @@ class Engine:
   def _shardings(self, sim_abstract):
     rep = NamedSharding(self.mesh, P())
     server = jax.tree.map(lambda _: rep, sim_abstract.server)
+    if self.table_mode == "host" and isinstance(sim_abstract.clients, host_lib.SubTable):
+      by_client = NamedSharding(self.mesh, P(axes.CLIENTS))
+      rows = jax.tree.map(lambda _: by_client, sim_abstract.clients.rows)
+      return SimState(server, host_lib.SubTable(rep, rows)), rep
     if self.table_mode == "sharded":
       clients = shard_lib.table_sharding(self.mesh, sim_abstract.clients)
     else:
@@ -391,6 +406,8 @@ class Engine:
     return SimState(server, clients), rep
 
   def _table_ops(self):
+    if self.table_mode == "host":
+      return host_lib.make_ops(self.num_clients, self.mesh)
     if self.table_mode == "sharded":
       return (shard_lib.make_gather(self.mesh, self.num_clients),
               shard_lib.make_scatter(self.mesh, self.num_clients))
@@ -398,8 +415,16 @@ class Engine:
 
   def init(self, key: jax.Array, hparams: dict | None = None) -> SimState:
     """Server state plus the [K, ...] client table, created on its sharding (the
-    table has ``table_rows`` rows: K padded to the mesh when sharded)."""
-    fn = functools.partial(init_sim, self.alg, self.table_rows)
+    table has ``table_rows`` rows: K padded to the mesh when sharded; host NumPy
+    arrays or memmaps with ``client_table="host"``)."""
+    if self.table_mode == "host":
+      one = self._init_rows(1, key, hparams)
+      row = jax.tree.map(lambda t: np.asarray(jax.device_get(t))[0], one.clients)
+      return SimState(one.server, host_lib.new_table(row, self.num_clients, self.table_path))
+    return self._init_rows(self.table_rows, key, hparams)
+
+  def _init_rows(self, rows: int, key, hparams):
+    fn = functools.partial(init_sim, self.alg, rows)
     data = self.data if self.placement == "device" else None
     if "init" not in self._fns:
       if self.mesh is None:
@@ -454,8 +479,24 @@ class Engine:
   def run_round(self, sim: SimState, ids: np.ndarray, key: jax.Array):
     """One vmapped round for sampled ``ids``; ``sim`` is donated."""
     steps, inputs = self.plan(ids)
+    if self.table_mode == "host":
+      return self._host_round(sim, steps, inputs, key)
     return self.round_fn(steps, sim)(sim, self.device_inputs(inputs), self.round_data(inputs),
                                      key)
+
+  def _host_round(self, sim: SimState, steps, inputs, key):
+    """A round on a host table: its sampled rows go to the devices as a
+    ``SubTable`` and come back into the host table (updated in place)."""
+    table = host_lib.adopt(sim.clients, self.table_path)
+    ids = np.concatenate([m.id for m in inputs]).astype(np.int32)
+    rows = host_lib.gather_rows(table, ids, self.num_clients)
+    spec = P() if self.mesh is None else P(axes.CLIENTS)
+    sub = host_lib.SubTable(self._put(ids), self._put(rows, spec))
+    dev = SimState(sim.server, sub)
+    dev, metrics = self.round_fn(steps, dev)(dev, self.device_inputs(inputs),
+                                             self.round_data(inputs), key)
+    host_lib.write_rows(table, ids, jax.device_get(dev.clients.rows), self.num_clients)
+    return SimState(dev.server, table), metrics
 
 
 def client_work(alg: FedAlgorithm, config: EngineConfig, data: FedData

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlab.core.errors import ConfigError
+
 from jaxlab.core import rng
 from jaxlab.federated import engine as eng_lib
 from jaxlab.federated.types import ClientMeta, SimState
@@ -47,6 +49,9 @@ def run_round(eng, sim: SimState, ids: np.ndarray, key: jax.Array, debug: bool =
     key: the root key (the same every round).
     debug: run under ``jax.disable_jit()``.
   """
+  if getattr(eng, "table_mode", "replicated") == "host":
+    raise ConfigError("the sequential engine needs the client table on device; use the"
+                      " vmapped engine for client_table='host'")
   if debug:
     with jax.disable_jit():
       return run_round(eng, sim, ids, key)

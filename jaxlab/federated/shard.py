@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxlab.core import axes
 from jaxlab.core.errors import ConfigError
 
-TABLE_MODES = ("sharded", "replicated")
+TABLE_MODES = ("sharded", "replicated", "host")
 
 
 def padded_rows(num_clients: int, devices: int) -> int:
@@ -97,7 +97,7 @@ def check_mode(mode: str | None, mesh) -> str:
   if mode is not None and mode not in TABLE_MODES:
     raise ConfigError(f"client_table={mode!r}; use one of {TABLE_MODES} (or None)")
   if mesh is None:
-    return "replicated"
+    return "host" if mode == "host" else "replicated"   # host: fl.host_table
   if axes.CLIENTS not in mesh.shape:
     raise ConfigError(f"the engine's mesh has axes {tuple(mesh.shape)}; it needs a"
                       f" '{axes.CLIENTS}' axis (fl.clients_mesh())")

@@ -88,6 +88,9 @@ def check_engine(eng) -> None:
   if getattr(eng, "placement", "device") == "host":
     raise ConfigError("the stepped engine needs the dataset on device; use the vmapped"
                       " engine for host-streamed data (or data_placement='device')")
+  if getattr(eng, "table_mode", "replicated") == "host":
+    raise ConfigError("the stepped engine needs the client table on device; use the vmapped"
+                      " engine for client_table='host' (or client_table='sharded')")
 
 
 class _Fns:
