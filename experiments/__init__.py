@@ -52,6 +52,10 @@ EXPERIMENTS: dict[str, str] = {
   "enla-bundled": "experiments.enla.bundled",
   "enla-bundled-full": "experiments.enla.bundled_full",
   "enla-clip-vitb16": "experiments.enla.clip_vitb16",
+  # QVix (issue 19)
+  "qvix-scienceqa": "experiments.qvix.scienceqa",
+  "qvix-bundled": "experiments.qvix.bundled",
+  "qvix-bundled-quick": "experiments.qvix.bundled_quick",
 }
 
 # `jaxlab reproduce --quick` runs these, each <= 5 minutes on 2 CPU cores;
@@ -68,4 +72,5 @@ QUICK: dict[str, bool] = {
   "apw-adult": False,
   "self-consuming-kde": False,
   "enla-bundled": False,
+  "qvix-bundled-quick": False,
 }

@@ -34,8 +34,10 @@ declare -A CMD=(
   [fedimpro]="scripts/bench_fedimpro.py"
   [fedfed]="scripts/bench_fedfed.py --reps 3"
   [twin_sight]="scripts/bench_twin_sight.py --reps 3"
+  [federated_scale]="scripts/bench_federated.py --scale --cpu-devices 8 --scale-tables sharded,host-disk --repeats 2"
+  [lvlm]="scripts/bench_lvlm.py --batch 8 --new 64 --reps 3 --threads $cores"
 )
-ORDER=(sinkhorn apw self_consuming dqs patching decoder spt federated federated_sweep fedimpro fedfed twin_sight)
+ORDER=(sinkhorn apw self_consuming dqs patching decoder spt federated federated_sweep fedimpro fedfed twin_sight lvlm federated_scale)
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${ORDER[@]}")
 for n in "${names[@]}"; do
