@@ -4,11 +4,23 @@ import dataclasses
 import importlib
 import json
 
+import jax
 import numpy as np
 import pytest
 
 import experiments
 from jaxlab.core.errors import AssetMissingError
+
+
+@pytest.fixture(autouse=True)
+def fast_compile():
+  """XLA without most optimisations: the smoke runs are compile-bound (dozens of small
+  programs, each run once or twice), so this roughly halves them; the numbers they check
+  are ranges and a resume-vs-uninterrupted equality under the same flag."""
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
 
 
 @pytest.mark.slow
@@ -42,8 +54,8 @@ def test_cifar10_without_data_names_the_files(monkeypatch):
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path):
   from experiments.fedfed import fmnist_quick
-  cfg = dataclasses.replace(fmnist_quick.get_config(smoke=True), rounds=3, checkpoint_every=2,
-                            sigmas=())
+  # the quick smoke's own shapes (sigma sweep kept): its compiled programs are reused
+  cfg = dataclasses.replace(fmnist_quick.get_config(smoke=True), rounds=3, checkpoint_every=2)
   full = fmnist_quick.run(cfg, tmp_path / "full")
   fmnist_quick.run(dataclasses.replace(cfg, rounds=2), tmp_path / "part")
   resumed = fmnist_quick.run(cfg, tmp_path / "part")   # restores phase 1 and round 2
