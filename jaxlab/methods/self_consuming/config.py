@@ -86,5 +86,5 @@ class DiffusionOptions:
   # How the tau GD steps are summed: "eigh" (closed form in the Gram eigenbasis, one LAPACK
   # call per fit) or "doubling" (binary powering of the GD step matrix: matmuls only, for
   # accelerators without a fast batched eigh; tau is rounded to an integer < 2**doubling_bits).
-  solver: Literal["eigh", "doubling"] = "eigh"
+  solver: Literal["eigh", "doubling"] = "doubling"
   doubling_bits: int = 21
