@@ -15,6 +15,15 @@ def _plt():
   return plt
 
 
+def save(fig, path) -> pathlib.Path:
+  """Lays out ``fig``, writes it to ``path`` as a 120-dpi PNG, closes it; returns the path."""
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  fig.savefig(path, dpi=120)
+  _plt().close(fig)
+  return path
+
+
 def lines(
   path: pathlib.Path | str,
   x: Sequence[float] | np.ndarray,
@@ -40,11 +49,7 @@ def lines(
   ax.grid(alpha=0.3)
   if len(ys) > 1:
     ax.legend(fontsize=8)
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return save(fig, path)
 
 
 def heatmap(
@@ -68,8 +73,4 @@ def heatmap(
   )
   fig.colorbar(im, ax=ax)
   ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return save(fig, path)

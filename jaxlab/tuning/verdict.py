@@ -43,8 +43,4 @@ def frontier(path: pathlib.Path | str, arms: Mapping[str, dict], *, target: str,
          ylabel=target, title=title)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return plot.save(fig, path)

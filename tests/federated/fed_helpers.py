@@ -44,3 +44,17 @@ def make(alg_name="fedavg", sizes=(3, 7, 12, 20), batch=4, epochs=2, mesh=None, 
   cfg = fl.EngineConfig(batch_size=batch, local_epochs=epochs, groups=groups, client_chunk=chunk,
                         grouping=grouping, step_bucket=bucket)
   return fl.Engine(alg, cfg, data, mesh=mesh, client_table=client_table)
+
+
+# K = 10 clients (does not divide 8 devices: a sharded table pads to 16 rows) and 3 rounds of ids.
+SHARD_SIZES = (3, 7, 12, 20, 5, 9, 2, 14, 6, 11)
+SHARD_IDS = [np.arange(9), np.array([3, 1, 0, 9, 8, 7, 2, 5]), np.array([4, 2, 6, 8, 9, 1, 0, 3])]
+
+
+def run_rounds(eng, ids_list=tuple(SHARD_IDS)):
+  """``eng.init(key 0)`` then one ``run_round`` (key 1) per id array; the last (sim, metrics)."""
+  sim = eng.init(jax.random.key(0))
+  key = jax.random.key(1)
+  for ids in ids_list:
+    sim, m = eng.run_round(sim, ids, key)
+  return sim, m

@@ -15,8 +15,7 @@ from jaxlab import federated as fl
 from jaxlab.core.errors import ConfigError
 from jaxlab.federated import loop
 
-SIZES = (3, 7, 12, 20, 5, 9, 2, 14, 6, 11)          # K = 10
-IDS = [np.arange(9), np.array([3, 1, 0, 9, 8, 7, 2, 5]), np.array([4, 2, 6, 8, 9, 1, 0, 3])]
+SIZES, IDS = helpers.SHARD_SIZES, helpers.SHARD_IDS   # K = 10: pads to 16 rows on 8 devices
 
 
 def _host(ref, path=None, mesh=None):
@@ -24,13 +23,6 @@ def _host(ref, path=None, mesh=None):
   return fl.Engine(ref.alg, ref.config, ref.data, mesh=mesh, client_table="host",
                    client_table_path=path)
 
-
-def _rounds(eng, ids_list=IDS):
-  sim = eng.init(jax.random.key(0))
-  key = jax.random.key(1)
-  for ids in ids_list:
-    sim, m = eng.run_round(sim, ids, key)
-  return sim, m
 
 
 def _check_same(sim_h, m_h, sim_r, m_r, k=len(SIZES)):
@@ -48,8 +40,8 @@ def test_host_table_equals_device_table_one_device(tmp_path, memmap, monkeypatch
   ref = helpers.make("scaffold", sizes=SIZES, groups=2)
   eng = _host(ref, tmp_path / "tab" if memmap else None)
   assert eng.table_mode == "host" and ref.table_mode == "replicated"
-  sim_h, m_h = _rounds(eng)
-  sim_r, m_r = _rounds(ref)
+  sim_h, m_h = helpers.run_rounds(eng)
+  sim_r, m_r = helpers.run_rounds(ref)
   for leaf in jax.tree.leaves(sim_h.clients):
     assert isinstance(leaf, np.memmap if memmap else np.ndarray) and leaf.shape[0] == 10
   _check_same(sim_h, m_h, sim_r, m_r)
@@ -68,8 +60,8 @@ def test_host_table_equals_sharded_table_on_mesh():
   ref = helpers.make("scaffold", sizes=SIZES, mesh=mesh, groups=2)
   assert ref.table_mode == "sharded"
   eng = _host(ref, mesh=mesh)
-  sim_h, m_h = _rounds(eng)
-  sim_r, m_r = _rounds(ref)
+  sim_h, m_h = helpers.run_rounds(eng)
+  sim_r, m_r = helpers.run_rounds(ref)
   _check_same(sim_h, m_h, sim_r, m_r)
 
 
@@ -77,8 +69,8 @@ def test_host_table_with_client_chunks_on_mesh():
   mesh = fl.clients_mesh(4)
   ref = helpers.make("scaffold", sizes=SIZES, mesh=mesh, chunk=2, client_table="replicated")
   eng = _host(ref, mesh=mesh)
-  sim_h, m_h = _rounds(eng)
-  sim_r, m_r = _rounds(ref)
+  sim_h, m_h = helpers.run_rounds(eng)
+  sim_r, m_r = helpers.run_rounds(ref)
   _check_same(sim_h, m_h, sim_r, m_r)
 
 

@@ -15,17 +15,8 @@ import fed_helpers as helpers
 from jaxlab import federated as fl
 from jaxlab.core.errors import ConfigError
 
-# K = 10 clients (does not divide 8 devices: the table pads to 16 rows).
-SIZES = (3, 7, 12, 20, 5, 9, 2, 14, 6, 11)
-IDS = [np.arange(9), np.array([3, 1, 0, 9, 8, 7, 2, 5]), np.array([4, 2, 6, 8, 9, 1, 0, 3])]
+SIZES, IDS = helpers.SHARD_SIZES, helpers.SHARD_IDS   # K = 10: pads to 16 rows on 8 devices
 
-
-def _rounds(eng, ids_list=IDS):
-  sim = eng.init(jax.random.key(0))
-  key = jax.random.key(1)
-  for ids in ids_list:
-    sim, m = eng.run_round(sim, ids, key)
-  return sim, m
 
 
 def test_client_sharded_round_equals_replicated_scaffold():
@@ -34,8 +25,8 @@ def test_client_sharded_round_equals_replicated_scaffold():
   sharded = helpers.make("scaffold", sizes=SIZES, mesh=mesh, groups=2)
   repl = helpers.make("scaffold", sizes=SIZES, mesh=mesh, groups=2, client_table="replicated")
   assert sharded.table_mode == "sharded" and sharded.table_rows == 16
-  sim_s, m_s = _rounds(sharded)
-  sim_r, m_r = _rounds(repl)
+  sim_s, m_s = helpers.run_rounds(sharded)
+  sim_r, m_r = helpers.run_rounds(repl)
   # 3 rounds of SCAFFOLD: server (params, BN stats, c) and every c_k row to 1e-6.
   chex.assert_trees_all_close(sim_s.server, sim_r.server, rtol=0, atol=1e-6)
   rows = jax.tree.map(lambda t: t[: len(SIZES)], sim_s.clients)
@@ -89,8 +80,8 @@ def test_host_streaming_equals_on_device(mesh_devices):
   host = helpers.make("scaffold", sizes=SIZES, mesh=mesh, groups=2, placement="host")
   assert dev.placement == "device" and host.placement == "host"
   assert isinstance(host.data.x, np.ndarray)
-  sim_d, m_d = _rounds(dev)
-  sim_h, m_h = _rounds(host)
+  sim_d, m_d = helpers.run_rounds(dev)
+  sim_h, m_h = helpers.run_rounds(host)
   chex.assert_trees_all_equal(sim_d, sim_h)      # the same examples in the same order
   chex.assert_trees_all_equal(m_d, m_h)
   # a round streams only the sampled clients' examples
@@ -137,7 +128,7 @@ def test_stepped_refuses_host_data():
 def test_stepped_on_sharded_table_equals_vmap():
   mesh = fl.clients_mesh(4)
   eng = helpers.make("scaffold", sizes=SIZES, mesh=mesh)
-  sim_v, _ = _rounds(eng)
+  sim_v, _ = helpers.run_rounds(eng)
   sim = eng.init(jax.random.key(0))
   for ids in IDS:
     sim, _ = fl.stepped.run_round(eng, sim, ids, jax.random.key(1))
@@ -187,7 +178,7 @@ def test_sharded_table_with_client_chunks_equals_replicated():
   mesh = fl.clients_mesh(4)        # chunks of 2 clients: fewer than the 4 devices
   a = helpers.make("scaffold", sizes=SIZES, mesh=mesh, chunk=2)
   b = helpers.make("scaffold", sizes=SIZES, mesh=mesh, chunk=2, client_table="replicated")
-  (sa, _), (sb, _) = _rounds(a, IDS[:2]), _rounds(b, IDS[:2])
+  (sa, _), (sb, _) = helpers.run_rounds(a, IDS[:2]), helpers.run_rounds(b, IDS[:2])
   chex.assert_trees_all_close(sa.server, sb.server, rtol=0, atol=1e-6)
   chex.assert_trees_all_close(jax.tree.map(lambda t: t[: len(SIZES)], sa.clients), sb.clients,
                               rtol=0, atol=1e-6)
