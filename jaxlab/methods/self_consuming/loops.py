@@ -275,12 +275,8 @@ def run_sweep(cfg: Config, n_real: Sequence[int] | None = None,
     r, s = [n_real[i] for i in idx], [n_synth[i] for i in idx]
     size = max(train_size(cfg, a, b) for a, b in zip(r, s))
     sweep = make_sweep(cfg, max(max(r), 1), max(max(s), 1), max(size, 1))
-    res = sweep(keys, jnp.asarray(r), jnp.asarray(s),
-                {k: jnp.asarray(v[idx]) for k, v in hp.items()})
-    # One bucket at a time: several programs in flight at once on the XLA CPU client
-    # (each with a LAPACK eigh custom call) wedged the full diffusion grid on a quiet
-    # machine (docs/self_consuming.md, "hang"); each program already uses every core.
-    parts.append((idx, jax.block_until_ready(res)))
+    parts.append((idx, sweep(keys, jnp.asarray(r), jnp.asarray(s),
+                             {k: jnp.asarray(v[idx]) for k, v in hp.items()})))
   out = {}
   for idx, res in jax.device_get(parts):
     for k, v in res.items():
