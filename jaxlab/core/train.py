@@ -77,6 +77,19 @@ def all_finite(tree: Any) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
+def _row(metrics: Metrics) -> dict[str, float]:
+  """A JSONL row from host metrics: scalars as they are, a ``[S]`` vector ``k``
+  (one value per lane of a vmapped sweep) as ``k_lane0 .. k_lane{S-1}``."""
+  row = {}
+  for k, v in metrics.items():
+    v = np.asarray(v)
+    if v.ndim == 0:
+      row[k] = float(v)
+    else:
+      row.update({f"{k}_lane{j}": float(x) for j, x in enumerate(v.reshape(-1))})
+  return row
+
+
 def fit(
   *,
   step_fn: StepFn,
@@ -84,7 +97,7 @@ def fit(
   batches: Any,
   key: jax.Array,
   num_steps: int,
-  out_dir: pathlib.Path | str,
+  out_dir: pathlib.Path | str | None,
   put_batch: Callable[[Any], Any] = lambda b: b,
   eval_fn: Callable[[TrainState], dict[str, float]] | None = None,
   eval_every: int = 0,
@@ -92,6 +105,10 @@ def fit(
   ckpt_every: int = 0,
   checkpointer: Checkpointer | None = None,
   desc: str = "train",
+  on_step: Callable[[int, Metrics], None] | None = None,
+  extra_fn: Callable[[], dict[str, Any]] | None = None,
+  on_restore: Callable[[dict[str, Any]], None] | None = None,
+  describe_bad: Callable[[int, TrainState, Metrics], str] | None = None,
 ) -> TrainState:
   """Runs ``step_fn`` until ``state.step == num_steps``.
 
@@ -100,29 +117,51 @@ def fit(
   same state as an uninterrupted one. Metrics of every ``log_every``-th step and
   every evaluation go to ``out_dir/metrics.jsonl``.
 
+  The state may carry a leading lane axis (a vmapped sweep): metrics may then
+  be ``[S]`` vectors, logged as ``k_lane{j}`` keys, and the NaN guard fires
+  when any lane goes non-finite.
+
+  Args:
+    out_dir: where ``metrics.jsonl`` goes; None writes no metrics file.
+    log_every: logging (and NaN/inf check) period; 1 checks every step.
+    on_step: called as ``on_step(step, metrics)`` after every step, with the
+      step count (1-based) and the step's on-device metrics; reading them on
+      the host here syncs every step.
+    extra_fn: returns JSON-able entries merged into each checkpoint's extra
+      dict (fit's own ``"data"`` and ``"step"`` win a clash).
+    on_restore: called with the restored checkpoint's extra dict on resume
+      (the counterpart of ``extra_fn``).
+    describe_bad: ``describe_bad(step, state, metrics)`` returns the message
+      of the NonFiniteError (what failed and what to do), e.g. naming the
+      failing lanes; fit appends where the last good checkpoint is. ``metrics``
+      are the latest step's.
+
   Raises:
     NonFiniteError: the loss or the parameters became NaN/inf; the last good
       checkpoint is kept and named in the message.
   """
-  writer = MetricsWriter(out_dir)
+  writer = MetricsWriter(out_dir) if out_dir is not None else None
   start = 0
   if checkpointer is not None and checkpointer.latest_step() is not None:
     state, extra = checkpointer.restore(state)
     batches.restore(extra["data"])
     start = int(extra["step"])
-    writer.truncate(start)
-  else:
-    writer.truncate(-1)
+    if on_restore is not None:
+      on_restore(extra)
+  if writer is not None:
+    writer.truncate(start if start else -1)
   last_good = start if checkpointer is not None and start else None
   bad = jnp.array(False)
   bar = progress(total=num_steps, initial=start, desc=desc)
 
-  def check(step: int, metrics: Metrics | None) -> None:
+  def check(step: int, metrics: Metrics) -> None:
     if bool(bad) or not bool(all_finite(state.params)):
       where = (
         f"last good checkpoint (step {last_good}) kept in {checkpointer.directory}"
         if last_good is not None else "no checkpoint was written"
       )
+      if describe_bad is not None:
+        raise NonFiniteError(f"{describe_bad(step, state, metrics)}; {where}")
       raise NonFiniteError(
         f"loss became NaN/inf by step {step} ({desc}); {where}; lower the learning"
         " rate or check the data"
@@ -130,19 +169,26 @@ def fit(
 
   for i in range(start, num_steps):
     state, metrics = step_fn(state, put_batch(next(batches)), key)
-    bad = bad | ~jnp.isfinite(metrics["loss"])
     done = i + 1
+    if on_step is not None:
+      on_step(done, metrics)
+    bad = bad | ~jnp.all(jnp.isfinite(metrics["loss"]))  # any lane
     bar.update(1)
     if done % log_every == 0 or done == num_steps:
       check(done, metrics)
-      row = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      bar.set_postfix(loss=f"{row['loss']:.4f}")
-      writer.write(done, row)
+      row = _row(jax.device_get(metrics))
+      if "loss" in row:
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+      if writer is not None:
+        writer.write(done, row)
     if eval_fn is not None and eval_every and (done % eval_every == 0 or done == num_steps):
-      writer.write(done, {f"eval/{k}": v for k, v in eval_fn(state).items()})
+      evals = {f"eval/{k}": v for k, v in eval_fn(state).items()}
+      if writer is not None:
+        writer.write(done, evals)
     if checkpointer is not None and ckpt_every and (done % ckpt_every == 0 or done == num_steps):
-      check(done, None)
-      checkpointer.save(done, state, {"data": batches.state(), "step": done})
+      check(done, metrics)
+      extra = dict(extra_fn()) if extra_fn is not None else {}
+      checkpointer.save(done, state, {**extra, "data": batches.state(), "step": done})
       last_good = done
   bar.close()
   return state

@@ -10,6 +10,7 @@ import pytest
 from jaxlab.core import axes, sharding, train
 from jaxlab.core.checkpoint import Checkpointer
 from jaxlab.core.errors import NonFiniteError
+from jaxlab.core.metrics import read_jsonl
 from jaxlab.core.state import TrainState
 from jaxlab.data import BatchIterator
 from jaxlab.models import MLP
@@ -87,3 +88,89 @@ def test_fit_stops_on_nan_and_keeps_last_good_checkpoint(tmp_path):
   assert ck.latest_step() == 4
   restored, _ = ck.restore(_setup()[1])
   assert bool(train.all_finite(restored.params))
+
+
+def _lane_step(state, batch, key):
+  """Two vmapped lanes of least squares, each with its own lr (a sweep's shape)."""
+  del key
+
+  def one(s, b):
+    loss_fn = lambda w: jnp.mean((b["x"] @ w - b["y"]) ** 2)  # noqa: E731
+    loss, g = jax.value_and_grad(loss_fn)(s.params["w"])
+    return s.replace(step=s.step + 1, params={"w": s.params["w"] - s.hparams["lr"] * g}), loss
+
+  state, loss = jax.vmap(one)(state, batch)
+  return state, {"loss": loss}
+
+
+class _LaneBatches:
+  """Two seeded iterators stacked into ``[2, b, ...]`` batches; ``crash_at`` interrupts."""
+
+  def __init__(self, crash_at=None):
+    r = np.random.default_rng(0)
+    x = r.normal(size=(16, 3)).astype(np.float32)
+    arrays = {"x": x, "y": x @ np.array([1.0, -2.0, 0.5], np.float32)}
+    self.its = [BatchIterator(arrays, 4, seed=s) for s in (0, 1)]
+    self.n, self.crash_at = 0, crash_at
+
+  def __next__(self):
+    self.n += 1
+    if self.n == self.crash_at:
+      raise KeyboardInterrupt
+    rows = [next(it) for it in self.its]
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+  def state(self):
+    return [it.state() for it in self.its]
+
+  def restore(self, states):
+    for it, st in zip(self.its, states):
+      it.restore(st)
+
+
+def _lane_fit(out_dir, batches, lrs=(0.05, 0.1), **kw):
+  tx = optax.identity()
+  lanes = [TrainState.create({"w": jnp.zeros(3)}, tx, hparams={"lr": lr}) for lr in lrs]
+  state = jax.tree.map(lambda *xs: jnp.stack(xs), *lanes)
+  losses = np.full((2, 6), np.nan)
+
+  def record(step, metrics):
+    losses[:, step - 1] = np.asarray(metrics["loss"])
+
+  def restore(extra):
+    losses[:, : extra["step"]] = np.asarray(extra["losses"])[:, : extra["step"]]
+
+  ck = Checkpointer(out_dir / "ck") if out_dir is not None else None
+  state = train.fit(step_fn=jax.jit(_lane_step), state=state, batches=batches,
+                    key=jax.random.key(0), num_steps=6, out_dir=out_dir, log_every=1,
+                    ckpt_every=2 if ck else 0, checkpointer=ck, on_step=record,
+                    on_restore=restore, extra_fn=lambda: {"losses": losses.tolist()}, **kw)
+  return state, losses
+
+
+def test_fit_over_lanes_hooks_and_resume(tmp_path, monkeypatch):
+  whole, losses = _lane_fit(tmp_path / "a", _LaneBatches())
+  assert np.isfinite(losses).all() and not np.array_equal(losses[0], losses[1])
+  rows = read_jsonl(tmp_path / "a" / "metrics.jsonl")
+  assert [r["step"] for r in rows] == list(range(1, 7))
+  assert rows[2] == {"step": 3, "loss_lane0": losses[0, 2], "loss_lane1": losses[1, 2]}
+  with pytest.raises(KeyboardInterrupt):  # killed during step 5, after the step-4 checkpoint
+    _lane_fit(tmp_path / "b", _LaneBatches(crash_at=5))
+  resumed, again = _lane_fit(tmp_path / "b", _LaneBatches())
+  np.testing.assert_array_equal(again, losses)  # steps 1-4 from the checkpoint's extra
+  chex.assert_trees_all_equal(resumed, whole)
+  assert read_jsonl(tmp_path / "b" / "metrics.jsonl") == rows
+  monkeypatch.chdir(tmp_path / "a")
+  before = sorted(tmp_path.rglob("*"))
+  _, nowhere = _lane_fit(None, _LaneBatches())  # out_dir=None writes nothing
+  np.testing.assert_array_equal(nowhere, losses)
+  assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_fit_describe_bad_names_the_failing_lane(tmp_path):
+  def describe(step, state, metrics):
+    bad = np.flatnonzero(~np.isfinite(np.asarray(metrics["loss"])))
+    return f"lanes {bad.tolist()} diverged at step {step}"
+
+  with pytest.raises(NonFiniteError, match=r"^lanes \[1\] diverged at step \d; no checkpoint"):
+    _lane_fit(None, _LaneBatches(), lrs=(0.05, 1e18), describe_bad=describe)
