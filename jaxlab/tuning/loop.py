@@ -4,6 +4,8 @@ One jitted step trains ``S`` lanes at once: ``jax.vmap`` over a leading lane axi
 of the trainable state, each lane with its own learning rate, seed (data order,
 LoRA init) and, for head arms, its own head set (random-k controls). The base
 parameters are a jit *argument* shared by every lane (never a folded constant).
+The host loop (progress, metrics.jsonl, checkpoints, resume, NaN guard) is
+``jaxlab.core.train.fit`` with the lanes as the state's leading axis.
 
 Speed for head arms:
   - the trainable tree is the selected slices only (``tuning.slices``), so the
@@ -25,6 +27,7 @@ References:
 """
 
 import dataclasses
+import functools
 import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -35,10 +38,9 @@ import numpy as np
 import optax
 
 from jaxlab.core.checkpoint import Checkpointer
-from jaxlab.core.errors import ConfigError, NonFiniteError
-from jaxlab.core.metrics import MetricsWriter
-from jaxlab.core.progress import progress
+from jaxlab.core.errors import ConfigError
 from jaxlab.core.state import TrainState
+from jaxlab.core.train import all_finite, fit
 from jaxlab.data import BatchIterator
 from jaxlab.models import decoder
 from jaxlab.tuning import lora as lora_lib
@@ -283,43 +285,41 @@ def sweep(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict, lanes: S
     A ``SweepResult``; ``params_of(i)`` gives lane i's tuned decoder params.
 
   Raises:
-    NonFiniteError: a lane's loss became NaN/inf (lower that lane's lr).
+    NonFiniteError: a lane's loss or parameters became NaN/inf (checked every
+      step); the message names the failing lanes' learning rates.
   """
   if not lanes:
     raise ConfigError("sweep needs at least one Lane(lr, seed).")
   pl = plan(cfg, arm, tc, lanes, base)
-  state = init_state(cfg, base, arm, lanes, pl.tx)
-  step = make_step(cfg, pl, tc)
+  # base stays a jit argument (partial of the jitted step), never a baked-in constant
+  step = functools.partial(make_step(cfg, pl, tc), base=base)
   batches = _Batches(data, tc.batch_size, [ln.seed for ln in lanes])
-  ckpt = writer = None
-  start = 0
   losses = np.full((len(lanes), tc.steps), np.nan)
-  if out_dir is not None:
-    out_dir = pathlib.Path(out_dir)
-    writer = MetricsWriter(out_dir)
-    if tc.ckpt_every:
-      ckpt = Checkpointer(out_dir / "checkpoints")
-      if ckpt.latest_step() is not None:
-        state, extra = ckpt.restore(state)
-        batches.restore(extra["data"])
-        start = int(extra["step"])
-        losses[:, :start] = np.asarray(extra["losses"])[:, :start]
-    writer.truncate(start if start else -1)
-  bar = progress(total=tc.steps, initial=start, desc=desc or f"tune {arm.name}")
-  for i in range(start, tc.steps):
-    state, m = step(state, next(batches), None, base)
-    losses[:, i] = np.asarray(m["loss"])
-    if not np.isfinite(losses[:, i]).all():
-      bad = [f"lr={lanes[j].lr:g}" for j in np.flatnonzero(~np.isfinite(losses[:, i]))]
-      raise NonFiniteError(f"arm {arm.name}: loss became NaN/inf at step {i + 1} for "
-                           f"{', '.join(bad)}; lower that learning rate.")
-    bar.update(1)
-    if writer is not None:
-      writer.write(i + 1, {f"loss_lane{j}": float(v) for j, v in enumerate(losses[:, i])})
-    if ckpt is not None and ((i + 1) % tc.ckpt_every == 0 or i + 1 == tc.steps):
-      ckpt.save(i + 1, state, {"data": batches.state(), "step": i + 1,
-                               "losses": np.nan_to_num(losses).tolist()})
-  bar.close()
+  ckpt = None
+  if out_dir is not None and tc.ckpt_every:
+    ckpt = Checkpointer(pathlib.Path(out_dir) / "checkpoints")
+
+  def record(done: int, metrics: dict) -> None:
+    losses[:, done - 1] = np.asarray(metrics["loss"])
+
+  def restore(extra: dict) -> None:
+    done = int(extra["step"])
+    losses[:, :done] = np.asarray(extra["losses"])[:, :done]
+
+  def describe_bad(done: int, state: TrainState, metrics: dict) -> str:
+    loss_ok = np.isfinite(np.asarray(metrics["loss"]))
+    lane_ok = loss_ok & np.asarray(jax.vmap(all_finite)(state.params))
+    bad = ", ".join(f"lr={lanes[j].lr:g}" for j in np.flatnonzero(~lane_ok))
+    what = "loss" if not loss_ok.all() else "parameters"
+    return (f"arm {arm.name}: {what} became NaN/inf at step {done} for {bad}; lower that "
+            "learning rate")
+
+  state = fit(step_fn=step, state=init_state(cfg, base, arm, lanes, pl.tx), batches=batches,
+              key=jax.random.key(0), num_steps=tc.steps, out_dir=out_dir, log_every=1,  # key unused
+              ckpt_every=tc.ckpt_every, checkpointer=ckpt, desc=desc or f"tune {arm.name}",
+              on_step=record, on_restore=restore,
+              extra_fn=lambda: {"losses": np.nan_to_num(losses).tolist()},
+              describe_bad=describe_bad)
   trainable = int(sum(np.prod(x.shape[1:]) for x in jax.tree.leaves(state.params)))
   if arm.heads and arm.kind == "lora":
     one_lane = jax.tree.map(lambda x: x[0], state.params)

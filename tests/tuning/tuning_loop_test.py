@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxlab.core.errors import NonFiniteError
+from jaxlab.core.metrics import read_jsonl
 from jaxlab.data import BatchIterator
 from jaxlab.interp.testing import tiny_model
 from jaxlab.models import decoder
@@ -151,6 +153,23 @@ def test_resume_equals_uninterrupted(setup, tmp_path, monkeypatch):
     loop.sweep(cfg, params, arm, data, lanes, tc, out_dir=tmp_path / "b")
   monkeypatch.setattr(loop._Batches, "__next__", orig)
   resumed = loop.sweep(cfg, params, arm, data, lanes, tc, out_dir=tmp_path / "b")
+  assert np.isfinite(resumed.losses).all()  # steps 1-2 came back from the checkpoint
   np.testing.assert_array_equal(resumed.losses, whole.losses)
-  for a, b in zip(jax.tree.leaves(resumed.state.params), jax.tree.leaves(whole.state.params)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(whole.state)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # params, Adam moments, step
+  rows = lambda d: read_jsonl(tmp_path / d / "metrics.jsonl")  # noqa: E731
+  assert rows("b") == rows("a")  # one line per step, no duplicates from the crashed run
+  assert rows("a")[0].keys() == {"step", "loss_lane0", "loss_lane1"}
+  assert rows("a")[-1]["loss_lane1"] == whole.losses[1, -1]
+
+
+def test_nan_lane_names_its_lr_and_nothing_is_written(setup, tmp_path, monkeypatch):
+  cfg, params, data = setup
+  monkeypatch.chdir(tmp_path)
+  tc = loop.TrainConfig(steps=4, batch_size=B, target_len=4)
+  lanes = [loop.Lane(1e-2, 0), loop.Lane(1e30, 1)]  # Adam steps ~lr: lane 1 overflows
+  msg = r"arm h: (loss|parameters) became NaN/inf at step \d for lr=1e\+30; lower that learning rate"
+  with pytest.raises(NonFiniteError, match=msg) as e:
+    loop.sweep(cfg, params, loop.Arm(name="h", heads=HEADS), data, lanes, tc)
+  assert "lr=0.01" not in str(e.value)
+  assert not list(tmp_path.iterdir())  # out_dir=None: no metrics file, no checkpoints
