@@ -1,9 +1,10 @@
 """FedFed studies: each base algorithm with and without FedFed, seeds (and noise sigmas)
-as one vmapped ``Sweep`` per method; resumable; PNG plots beside the results.
+as one set of stacked runs per method (a vmapped ``fl.Sweep`` or ``fl.runs.Runs`` on the
+stepped / sequential engine); resumable; PNG plots beside the results.
 
 Per setting ``alpha/K/S``: phase 1 (distillation) runs once for all runs (seeds x
 sigmas), since it does not depend on the base algorithm; for every base, the
-baseline and FedFed run as two Sweeps; the noise-sigma sweep rides along with the
+baseline and FedFed run as two sets of runs; the noise-sigma sweep rides along with the
 first base (its runs are seeds x sigmas, the others use the default sigma).
 """
 
@@ -22,14 +23,14 @@ from jaxlab.core.errors import ConfigError, NonFiniteError
 from jaxlab.core.metrics import MetricsWriter, write_json
 from jaxlab.core.progress import progress
 from jaxlab.federated import EngineConfig, algorithms, client_sgd, partition, phases, sample_clients
+from jaxlab.federated import runs as runs_lib
+from jaxlab.federated.engine import clients_mesh
 from jaxlab.federated.eval import make_evaluate, pad_eval, per_client_accuracy
-from jaxlab.federated.sweep import Sweep
 from jaxlab.federated.types import Model
 from jaxlab.methods.fedfed import data as data_lib
 from jaxlab.methods.fedfed import diagnostics
 from jaxlab.methods.fedfed.config import SIGMA1, SIGMA2, FedFedConfig
 from jaxlab.methods.fedfed.method import extra_fn, make
-from jaxlab.methods.fedfed.runs import SequentialRuns
 
 SIGMA2_RATIO = 1.25   # a swept sigma s sets sigma1 = s, sigma2 = 1.25·s (the reference's 0.2/0.25)
 
@@ -43,9 +44,17 @@ class StudyConfig:
     train_size / test_size: class-stratified subsets (0 = all).
     model: phase-2 classifier and g: ``cnn`` (FedAvg CNN) or ``resnet``.
     cnn_channels, cnn_hidden / resnet_stages, resnet_width: their sizes; cnn_im2col: the
-      matmul convolution (XLA:CPU's fast path for vmapped clients).
-    phase1_engine: ``sequential`` (one client at a time: fastest on CPU for the VAE) or
-      ``sweep`` (vmapped clients and runs: for accelerators).
+      matmul convolution (XLA:CPU's fast path for convolutions under ``vmap`` or inside
+      ``lax.scan``/``lax.switch``); None = on for g (phase 1 runs its passes in a
+      ``lax.switch``) and for the phase-2 classifier only on the ``vmap`` engine (XLA's
+      own convolution is faster at the top level of a program, where the stepped and
+      sequential engines run their steps). Same function and init either way.
+    phase1_engine, phase2_engine: how the runs of each phase run (``fl.runs.make``):
+      ``vmap`` (one vmapped ``fl.Sweep``: for accelerators), ``stepped`` (phase 2 only:
+      each run on the host-stepped engine, one lane per CPU device; fastest on CPU for
+      the phase-2 CNN) or ``sequential`` (one jitted step at a time; fastest on CPU for
+      the VAE, whose phase-1 algorithm has no streaming ``reduce`` for the stepped
+      engine). Same rounds on every engine (tests), up to float rounding.
     settings: ``"alpha/K/S"`` strings.
     bases: base algorithms.
     seeds: one run per seed (own partition, init and batches), vmapped.
@@ -56,7 +65,10 @@ class StudyConfig:
       1e-4, 0.1); persist_opt_state: per-client optimizer kept across rounds (as coded).
     fedfed: FedFedConfig (phase 1, noise, quirks).
     eval_every, checkpoint_every: rounds between evaluations / checkpoints (0 = never).
-    step_bucket: the engine's scan-length bucketing.
+    step_bucket: the engine's scan-length bucketing; steps_per_call: the stepped engine's
+      unrolled local steps per call (each power of two up to it compiles once; 1: the
+      CNN step is long enough that dispatch costs little, and compiles are cut by ~13 s
+      on the quick study).
   """
   dataset: str = "fashion_mnist"
   train_size: int = 0
@@ -64,7 +76,7 @@ class StudyConfig:
   model: Literal["cnn", "resnet"] = "cnn"
   cnn_channels: tuple[int, int] = (32, 64)
   cnn_hidden: int = 512
-  cnn_im2col: bool = True
+  cnn_im2col: bool | None = None
   resnet_stages: tuple[int, ...] = (2, 2, 2, 2)
   resnet_width: int = 64
   settings: tuple[str, ...] = ("0.1/10/5",)
@@ -83,17 +95,32 @@ class StudyConfig:
   eval_every: int = 1
   checkpoint_every: int = 10
   step_bucket: str = "mult:8"
-  phase1_engine: Literal["sequential", "sweep"] = "sequential"
+  steps_per_call: int = 1
+  phase1_engine: Literal["sequential", "vmap"] = "sequential"
+  phase2_engine: Literal["stepped", "sequential", "vmap"] = "stepped"
 
 
-def _module(cfg: StudyConfig, num_classes: int):
+def _module(cfg: StudyConfig, num_classes: int, phase: int):
   from jaxlab.models import CNN, ResNet
   if cfg.model == "cnn":
+    im2col = cfg.cnn_im2col
+    if im2col is None:
+      im2col = phase == 1 or cfg.phase2_engine == "vmap"
     return CNN(num_classes=num_classes, channels=cfg.cnn_channels, hidden=cfg.cnn_hidden,
-               im2col=cfg.cnn_im2col)
+               im2col=im2col)
   if cfg.model == "resnet":
     return ResNet(stage_sizes=cfg.resnet_stages, width=cfg.resnet_width, num_classes=num_classes)
   raise ConfigError(f"model={cfg.model!r}; use cnn or resnet")
+
+
+def _by_run(fn):
+  """``fn`` over one run's arrays -> the same over R stacked runs, one jitted call a run."""
+  one = jax.jit(fn)
+
+  def apply(*trees):
+    runs = jax.tree.leaves(trees)[0].shape[0]
+    return jnp.stack([one(*jax.tree.map(lambda a: a[r], trees)) for r in range(runs)])
+  return apply
 
 
 def _base_kwargs(cfg: StudyConfig, base: str) -> dict:
@@ -111,7 +138,7 @@ def _ckpt(out_dir: pathlib.Path, tag: str, every: int) -> Checkpointer | None:
   return Checkpointer(out_dir / "checkpoints" / tag) if every else None
 
 
-def train(sweep: Sweep, sims, keys, k: int, s: int, cfg: StudyConfig, evaluate,
+def train(sweep, sims, keys, k: int, s: int, cfg: StudyConfig, evaluate,
           out_dir: pathlib.Path, tag: str, writer: MetricsWriter, offset: int):
   """``cfg.rounds`` rounds with evaluation, resuming from ``checkpoints/tag``.
 
@@ -171,13 +198,16 @@ class Setting:
       (s, SIGMA2_RATIO * s) for s in cfg.sigmas]
     self.runs = [(seed, j) for seed in cfg.seeds for j in range(len(self.sig))]
     self.sample_x = jnp.asarray(ds.x_train[: cfg.fedfed.vae_batch], jnp.float32) / 255.0
-    self.module = _module(cfg, ds.num_classes)
-    self.g = _module(cfg, ds.num_classes)
+    self.module = _module(cfg, ds.num_classes, phase=2)
+    self.g = _module(cfg, ds.num_classes, phase=1)
     eb = min(500, len(ds.y_test))
     self.model = Model.from_linen(self.module, self.sample_x)
     ev = make_evaluate(self.model, eb)
     xt, yt, mt = pad_eval(ds.x_test, ds.y_test, eb)
-    self.evaluate = jax.jit(jax.vmap(lambda p, m: ev(p, m, xt, yt, mt)["accuracy"]))
+    acc = lambda p, m: ev(p, m, xt, yt, mt)["accuracy"]
+    # Run by run off the vmap engine: XLA's own convolution vmapped over runs is a
+    # grouped convolution (~3x the CPU time of R plain ones on CPU).
+    self.evaluate = jax.jit(jax.vmap(acc)) if cfg.phase2_engine == "vmap" else _by_run(acc)
     self.eval_pred = jax.jit(lambda p, m, x: self.model.apply(p, m, x, False)[0].argmax(-1))
 
   def fedfed(self, base: str):
@@ -189,7 +219,16 @@ class Setting:
 
   def engine_config(self, batch_size: int, epochs: int) -> EngineConfig:
     return EngineConfig(batch_size=batch_size, local_epochs=epochs,
-                        step_bucket=self.cfg.step_bucket)
+                        step_bucket=self.cfg.step_bucket, steps_per_call=self.cfg.steps_per_call)
+
+  def runner(self, engine: str, alg, batch_size: int, epochs: int, runs, **kw):
+    """The runs ``runs`` of ``alg`` on ``engine`` (``fl.runs.make``: a ``Sweep`` or
+    ``fl.runs.Runs``, one lane per CPU device for the stepped engine)."""
+    ds = self.ds
+    mesh = clients_mesh() if engine == "stepped" and len(jax.devices()) > 1 else None
+    return runs_lib.make(alg, self.engine_config(batch_size, epochs), ds.x_train, ds.y_train,
+                         [self.parts[seed] for seed, _ in runs], engine=engine, mesh=mesh,
+                         **kw)
 
   def keys(self, runs) -> jax.Array:
     return jnp.stack([jax.random.key(seed) for seed, _ in runs])
@@ -211,14 +250,9 @@ def distill(st: Setting, out_dir: pathlib.Path, writer: MetricsWriter, offset: i
   ds = st.ds
 
   def make_runner(phase_alg, epochs):
-    if cfg.phase1_engine == "sequential":
-      return SequentialRuns(phase_alg, st.engine_config(cfg.fedfed.vae_batch, epochs),
-                            ds.x_train, ds.y_train, [st.parts[seed] for seed, _ in runs],
-                            extra=extra_fn(ds.y_train, ds.num_classes, cfg.fedfed),
-                            sampler=ff.phase_sampler)
-    return Sweep(phase_alg, st.engine_config(cfg.fedfed.vae_batch, epochs), ds.x_train,
-                 ds.y_train, [st.parts[seed] for seed, _ in runs],
-                 extra=extra_fn(ds.y_train, ds.num_classes, cfg.fedfed), sampler=ff.phase_sampler)
+    return st.runner(cfg.phase1_engine, phase_alg, cfg.fedfed.vae_batch, epochs, runs,
+                     extra=extra_fn(ds.y_train, ds.num_classes, cfg.fedfed),
+                     sampler=ff.phase_sampler)
 
   keys, hp = st.keys(runs), st.hparams(runs)
   tag = f"{st.setting.replace('/', '_')}_distill"
@@ -239,18 +273,21 @@ def distill(st: Setting, out_dir: pathlib.Path, writer: MetricsWriter, offset: i
 
 def run_fedfed(st: Setting, base: str, p1_sims, run_ids, out_dir, writer, offset):
   """Phase 2 of ``base`` + FedFed on the runs ``run_ids`` (indices into ``st.runs``)."""
-  cfg, ds = st.cfg, st.ds
+  cfg = st.cfg
   runs = [st.runs[i] for i in run_ids]
   ff = st.fedfed(base)
-  sweep = Sweep(ff.algorithm, st.engine_config(cfg.batch_size, cfg.local_epochs), ds.x_train,
-                ds.y_train, [st.parts[seed] for seed, _ in runs], sampler=ff.sampler)
+  sweep = st.runner(cfg.phase2_engine, ff.algorithm, cfg.batch_size, cfg.local_epochs, runs,
+                    sampler=ff.sampler)
   keys = st.keys(runs)
   sims = sweep.init(keys, st.hparams(runs))
   p1 = jax.tree.map(lambda a: a[jnp.asarray([cfg.seeds.index(seed) for seed, _ in runs])],
                     p1_sims)
+  # Phase 1 may live on other devices (its own engine, or restored from a checkpoint).
+  p1 = jax.device_put(p1, sims.server.round.sharding)
   pool_sims = phases.handoff(ff.phase, p1, sims)
   pool_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, 99)
-  sweep = sweep.add_pool(ff.make_pool(sweep.data.idx.shape[-1]), pool_sims, pool_keys)
+  width = max(len(a) for seed, _ in runs for a in st.parts[seed])   # index table width
+  sweep = sweep.add_pool(ff.make_pool(width), pool_sims, pool_keys)
   del pool_sims
   tag = f"{st.setting.replace('/', '_')}_{base}_fedfed"
   sims, acc = train(sweep, sims, keys, st.k, st.s, cfg, st.evaluate, out_dir, tag, writer, offset)
@@ -258,11 +295,10 @@ def run_fedfed(st: Setting, base: str, p1_sims, run_ids, out_dir, writer, offset
 
 
 def run_baseline(st: Setting, base: str, out_dir, writer, offset):
-  cfg, ds = st.cfg, st.ds
+  cfg = st.cfg
   runs = [(seed, 0) for seed in cfg.seeds]
   alg = algorithms.ALGORITHMS[base](st.model, _tx(cfg), num_clients=st.k, **_base_kwargs(cfg, base))
-  sweep = Sweep(alg, st.engine_config(cfg.batch_size, cfg.local_epochs), ds.x_train, ds.y_train,
-                [st.parts[seed] for seed, _ in runs])
+  sweep = st.runner(cfg.phase2_engine, alg, cfg.batch_size, cfg.local_epochs, runs)
   keys = st.keys(runs)
   tag = f"{st.setting.replace('/', '_')}_{base}"
   return train(sweep, sweep.init(keys), keys, st.k, st.s, cfg, st.evaluate, out_dir, tag,
