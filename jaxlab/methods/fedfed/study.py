@@ -48,7 +48,8 @@ class StudyConfig:
       ``lax.scan``/``lax.switch``); None = on for g (phase 1 runs its passes in a
       ``lax.switch``) and for the phase-2 classifier only on the ``vmap`` engine (XLA's
       own convolution is faster at the top level of a program, where the stepped and
-      sequential engines run their steps). Same function and init either way.
+      sequential engines run their steps). Same function and init distribution; the
+      kernels are drawn under other parameter paths, so the draw differs.
     phase1_engine, phase2_engine: how the runs of each phase run (``fl.runs.make``):
       ``vmap`` (one vmapped ``fl.Sweep``: for accelerators), ``stepped`` (phase 2 only:
       each run on the host-stepped engine, one lane per CPU device; fastest on CPU for
