@@ -7,6 +7,12 @@ greedy, cached on disk. Reported: whole-string accuracy per condition with Wilso
 (pooled over seeds) and mean +- std over seeds, paired differences vs the baseline, the
 option-letter and closest-option variants, a per-question-type breakdown, and the
 pre-question format compliance.
+
+Pre-question writer options (defaults = the release): ``prequestion_shots`` hand-written
+worked demonstrations before the released template (``prompts.PREQUESTION_DEMOS``; the
+release is zero-shot), ``zeroshot_control`` (with shots > 0, also a "qvix_zeroshot"
+condition from the released zero-shot prompt) and ``parse_mode`` ("strict" = the release's
+"Pre-question k:" lines; "lenient" also takes numbered / bulleted questions).
 """
 
 from __future__ import annotations
@@ -43,6 +49,10 @@ class BundledConfig:
   conditions: tuple[str, ...] = ("baseline", "qvix", "irrelevant", "filler", "answered_first")
   templates: tuple[str, ...] = ("hand_v1", "gptrewrite_v1", "gptrewrite_v2", "gptrewrite_v3")
   llm_max_new_tokens: int = 128
+  prequestion_shots: int = 0  # 0: the released zero-shot prompt; k: k hand-written demos first
+  shot_style: str = "chat"  # demos as prior chat turns ("chat") or one-message "prefix"
+  zeroshot_control: bool = False  # with shots > 0: also "qvix_zeroshot" (released prompt)
+  parse_mode: str = "strict"  # "lenient": also numbered / bulleted lines ending in "?"
   max_new_tokens: int = 8
   batch_size: int = 8
   cache: str = ""  # stand-in and LLM caches (default ~/.cache/jaxlab)
@@ -104,20 +114,27 @@ def run_bundled(config: BundledConfig, out_dir: pathlib.Path, log=None) -> dict:
   gen_fn = llm.decoder_llm(dcfg, dparams, tok, llm.Decoding(
     max_new_tokens=config.llm_max_new_tokens))
   dec = llm.Decoding(max_new_tokens=config.llm_max_new_tokens)
-  replies = {t: llm.prequestions(items, t, gen_fn, model_id=config.decoder, decoding=dec,
-                                 cache_dir=cache / "qvix_llm", batch_size=config.batch_size)
-             for t in config.templates}
+  ask = lambda t, k: llm.prequestions(items, t, gen_fn, model_id=config.decoder, decoding=dec,
+                                      cache_dir=cache / "qvix_llm", batch_size=config.batch_size,
+                                      shots=k, shot_style=config.shot_style)
+  replies = {t: ask(t, config.prequestion_shots) for t in config.templates}
+  zero = None
+  if config.zeroshot_control and config.prequestion_shots > 0:
+    zero = ask(config.templates[0], 0)
+    replies[f"{config.templates[0]}_zeroshot"] = zero
   per_seed, info = {}, {}
   for seed in config.seeds:
     cfg, params, info[seed] = train_standin(config, base, seed, cache / "qvix_standin", log)
     answer = pipeline.lvlm_answerer(cfg, params, tok, PROC, wrap=standin.WRAP.format,
                                     max_new_tokens=config.max_new_tokens,
                                     batch_size=config.batch_size)
-    res = pipeline.run_conditions(items, replies[config.templates[0]], answer,
-                                  config.conditions, desc=f"seed {seed}")
+    run = lambda rs, conds, desc: pipeline.run_conditions(
+      items, rs, answer, conds, parse_mode=config.parse_mode, desc=desc)
+    res = run(replies[config.templates[0]], config.conditions, f"seed {seed}")
     for t in config.templates[1:]:
-      res[f"qvix_{t}"] = pipeline.run_conditions(items, replies[t], answer, ("qvix",),
-                                                 desc=t)["qvix"]
+      res[f"qvix_{t}"] = run(replies[t], ("qvix",), t)["qvix"]
+    if zero is not None:
+      res["qvix_zeroshot"] = run(zero, ("qvix",), "zero-shot")["qvix"]
     per_seed[seed] = res
   return _summarize(config, items, replies, per_seed, info, out_dir)
 
@@ -137,7 +154,10 @@ def _summarize(config, items, replies, per_seed, info, out_dir: pathlib.Path) ->
     if n != "baseline":
       row["diff_vs_baseline_pooled"] = controls.paired_diff_ci(pooled, base)
     rows[n] = row
-  comp = {t: float(np.mean([len(parse_prequestions(r)) for r in rs])) for t, rs in replies.items()}
+  parsed = {t: [parse_prequestions(r, config.parse_mode) for r in rs]
+            for t, rs in replies.items()}
+  comp = {t: float(np.mean([len(p) for p in ps])) for t, ps in parsed.items()}
+  comp_any = {t: float(np.mean([bool(p) for p in ps])) for t, ps in parsed.items()}
   with open(out_dir / "answers.jsonl", "w") as f:
     for s, res in per_seed.items():
       for i, it in enumerate(items):
@@ -153,7 +173,11 @@ def _summarize(config, items, replies, per_seed, info, out_dir: pathlib.Path) ->
     lines(out_dir / f"loss_seed{s}.png", list(range(len(i["align"]) + len(i["tune"]))),
           {"loss": i["align"] + i["tune"]}, xlabel="step (align, then tune)", ylabel="CE")
   return {"n_items": len(items), "seeds": list(per_seed), "conditions": rows,
-          "prequestions_parsed_mean": comp, "chance_acc": _chance(items),
+          "prequestions_parsed_mean": comp, "prequestions_parsed_any_frac": comp_any,
+          "prequestion_writer": {"shots": config.prequestion_shots,
+                                 "shot_style": config.shot_style,
+                                 "parse_mode": config.parse_mode},
+          "chance_acc": _chance(items),
           "standin": {s: {"vision_tower": i["vision_tower"], "dir": i["dir"],
                           "final_align_loss": i["align"][-1] if i["align"] else None,
                           "final_tune_loss": i["tune"][-1] if i["tune"] else None}

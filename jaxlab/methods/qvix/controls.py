@@ -28,10 +28,12 @@ def filler(n_chars: int) -> str:
 
 
 def condition_prompts(name: str, items: Sequence[dict], replies: Sequence[str], *,
-                      reply_mode: str = "raw", instruction: str | None = None) -> list[str]:
+                      reply_mode: str = "raw", instruction: str | None = None,
+                      parse_mode: str = "strict") -> list[str]:
   """LVLM prompts of the single-pass conditions (baseline, qvix, irrelevant, filler)."""
   qs = [it["question"] for it in items]
-  build = lambda r, q: build_lvlm_prompt(r, q, QUESTION_TEMPLATE, reply_mode, instruction)
+  build = lambda r, q: build_lvlm_prompt(r, q, QUESTION_TEMPLATE, reply_mode, instruction,
+                                         parse_mode)
   if name == "baseline":
     return [build(None, q) for q in qs]
   if name == "qvix":
@@ -47,12 +49,14 @@ def condition_prompts(name: str, items: Sequence[dict], replies: Sequence[str], 
 
 def answered_first_prompts(items: Sequence[dict], replies: Sequence[str],
                            answer_fn: Callable[[list[int], list[str]], list[str]], *,
-                           instruction: str | None = None) -> list[str]:
+                           instruction: str | None = None,
+                           parse_mode: str = "strict") -> list[str]:
   """Two passes: answer every parsed pre-question with the image, then ask the question.
 
-  ``answer_fn(image_indices, prompts) -> answers`` runs the LVLM (image i of ``items``).
+  ``answer_fn(image_indices, prompts) -> answers`` runs the LVLM (image i of ``items``);
+  ``parse_mode`` is ``parse_prequestions``'s.
   """
-  preqs = [parse_prequestions(r) for r in replies]
+  preqs = [parse_prequestions(r, parse_mode) for r in replies]
   idx = [i for i, ps in enumerate(preqs) for _ in ps]
   flat = [QUESTION_TEMPLATE.format(p + "\n") for ps in preqs for p in ps]
   answers = answer_fn(idx, flat) if flat else []

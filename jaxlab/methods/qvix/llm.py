@@ -1,10 +1,13 @@
 """The pre-question LLM: a disk cache, the ``subquestion`` replay hook, a SmolLM2 adapter.
 
-An LLM here is any ``generate_fn(prompts: list[str]) -> list[str]`` (one user message each,
-one reply each). ``prequestions`` answers items from, in order: the item's ``subquestion``
-field (the release's replay hook: no LLM call), the disk cache, then ``generate_fn`` in
-batches. The cache key is the SHA-256 of (template id, SHA-256 of the question, model id,
-decoding config), one JSON file per key.
+An LLM here is any ``generate_fn(prompts) -> list[str]`` (one reply per prompt); a prompt is
+one user message (a str) or, for the few-shot chat variant, a list of ``{"role", "content"}``
+messages. ``prequestions`` answers items from, in order: the item's ``subquestion`` field
+(the release's replay hook: no LLM call), the disk cache, then ``generate_fn`` in batches.
+The cache key is the SHA-256 of (prompt id, SHA-256 of the question, model id, decoding
+config), one JSON file per key; the prompt id is the template id for the released zero-shot
+prompt (so keys of old replies are unchanged) and ``template+fewshot{k}-{style}-{demo hash}``
+with k > 0 demonstrations.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from jaxlab.core.errors import ConfigError
 from jaxlab.core.progress import progress
-from jaxlab.methods.qvix.prompts import build_prequestion_prompt
+from jaxlab.methods.qvix.prompts import build_prequestion_input, demos_id
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -31,10 +35,17 @@ class Decoding:
   chat_template: str = "model"  # "model": the model's own chat template; "none": raw text
 
 
-def cache_key(template: str, question: str, model_id: str, decoding: Decoding) -> str:
-  """SHA-256 hex of (template id, question hash, model id, decoding config)."""
+def prompt_id(template: str, shots: int = 0, shot_style: str = "chat") -> str:
+  """The template id (released zero-shot prompt) or ``template+fewshot{k}-{style}-{hash}``."""
+  return template if shots == 0 else f"{template}+{demos_id(shots, shot_style)}"
+
+
+def cache_key(template: str, question: str, model_id: str, decoding: Decoding,
+              shots: int = 0, shot_style: str = "chat") -> str:
+  """SHA-256 hex of (prompt id, question hash, model id, decoding config)."""
   q = hashlib.sha256(question.encode()).hexdigest()
-  blob = json.dumps([template, q, model_id, dataclasses.asdict(decoding)], sort_keys=True)
+  blob = json.dumps([prompt_id(template, shots, shot_style), q, model_id,
+                     dataclasses.asdict(decoding)], sort_keys=True)
   return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -44,7 +55,8 @@ def _path(cache_dir: str | os.PathLike, key: str) -> pathlib.Path:
 
 def prequestions(items: Sequence[dict], template: str, generate_fn: Callable | None, *,
                  model_id: str, decoding: Decoding = Decoding(),
-                 cache_dir: str | os.PathLike | None = None, batch_size: int = 8) -> list[str]:
+                 cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
+                 shots: int = 0, shot_style: str = "chat") -> list[str]:
   """One LLM reply per item (``item["question"]`` is the full question string).
 
   Args:
@@ -54,6 +66,8 @@ def prequestions(items: Sequence[dict], template: str, generate_fn: Callable | N
     model_id, decoding: identify the LLM in the cache key.
     cache_dir: where replies are cached (None: no cache).
     batch_size: prompts per ``generate_fn`` call.
+    shots, shot_style: hand-written worked demonstrations before the released prompt
+      (``prompts.build_prequestion_input``; 0 = the release's zero-shot prompt).
   """
   replies: list[str | None] = [None] * len(items)
   todo = []
@@ -61,34 +75,44 @@ def prequestions(items: Sequence[dict], template: str, generate_fn: Callable | N
     if it.get("subquestion") is not None:
       replies[i] = it["subquestion"]
       continue
-    key = cache_key(template, it["question"], model_id, decoding)
+    key = cache_key(template, it["question"], model_id, decoding, shots, shot_style)
     if cache_dir is not None and _path(cache_dir, key).exists():
       replies[i] = json.loads(_path(cache_dir, key).read_text())["reply"]
     else:
       todo.append((i, key))
   if todo and generate_fn is None:
     raise ValueError(f"{len(todo)} items have no cached or replayed reply and no LLM was given.")
-  for s in progress(range(0, len(todo), batch_size), desc=f"pre-questions ({template})"):
+  pid = prompt_id(template, shots, shot_style)
+  for s in progress(range(0, len(todo), batch_size), desc=f"pre-questions ({pid})"):
     chunk = todo[s:s + batch_size]
-    prompts = [build_prequestion_prompt(template, items[i]["question"]) for i, _ in chunk]
+    prompts = [build_prequestion_input(template, items[i]["question"], shots, shot_style)
+               for i, _ in chunk]
     for (i, key), reply in zip(chunk, generate_fn(prompts)):
       replies[i] = reply
       if cache_dir is not None:
         p = _path(cache_dir, key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps({"template": template, "model": model_id, "reply": reply}))
+        p.write_text(json.dumps({"template": pid, "model": model_id, "reply": reply}))
   return replies  # type: ignore[return-value]
 
 
 def decoder_llm(cfg, params, tok, decoding: Decoding = Decoding()) -> Callable:
-  """A ``generate_fn`` over a jaxlab decoder (e.g. SmolLM2): batched, left-padded, greedy."""
+  """A ``generate_fn`` over a jaxlab decoder (e.g. SmolLM2): batched, left-padded, greedy.
+
+  A str prompt is one user message; a message list (few-shot chat turns) is rendered whole
+  with the chat template (it needs one).
+  """
   import jax  # noqa: PLC0415
 
   from jaxlab.models.generate import generate  # noqa: PLC0415
 
   def fn(prompts: list[str]) -> list[str]:
     chat = decoding.chat_template == "model" and tok.chat_template is not None
-    texts = [tok.chat([{"role": "user", "content": p}]) if chat else p for p in prompts]
+    if not chat and any(not isinstance(p, str) for p in prompts):
+      raise ConfigError("few-shot chat turns need the model's chat template; use "
+                        "shot_style='prefix' or chat_template='model'.")
+    texts = [p if not chat else tok.chat([{"role": "user", "content": p}])
+             if isinstance(p, str) else tok.chat(p) for p in prompts]
     ids, mask = tok.batch(texts, special=not chat)
     out = generate(cfg, params, ids, mask, max_new_tokens=decoding.max_new_tokens,
                    temperature=decoding.temperature, key=jax.random.key(0),

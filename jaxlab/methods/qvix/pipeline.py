@@ -77,7 +77,8 @@ def score_all(answers: Sequence[str], items: Sequence[dict]) -> dict[str, np.nda
 
 def run_conditions(items: Sequence[dict], replies: Sequence[str], answer_fn: Callable,
                    conditions: Sequence[str], *, reply_mode: str = "raw",
-                   instruction: str | None = None, desc: str = "qvix") -> dict[str, dict]:
+                   instruction: str | None = None, parse_mode: str = "strict",
+                   desc: str = "qvix") -> dict[str, dict]:
   """Answers and scores of each condition.
 
   Args:
@@ -86,6 +87,7 @@ def run_conditions(items: Sequence[dict], replies: Sequence[str], answer_fn: Cal
       conditions).
     answer_fn: ``(images, prompts) -> answers``.
     conditions: names from baseline, qvix, irrelevant, filler, answered_first.
+    reply_mode, instruction, parse_mode: see ``prompts.build_lvlm_prompt``.
 
   Returns:
     {condition: {"prompts", "answers", "correct": {scoring: bool [n]}}}.
@@ -95,10 +97,11 @@ def run_conditions(items: Sequence[dict], replies: Sequence[str], answer_fn: Cal
   for name in progress(list(conditions), desc=desc):
     if name == "answered_first":
       fn = lambda idx, ps: answer_fn([images[i] for i in idx], ps)
-      prompts = controls.answered_first_prompts(items, replies, fn, instruction=instruction)
+      prompts = controls.answered_first_prompts(items, replies, fn, instruction=instruction,
+                                                parse_mode=parse_mode)
     else:
       prompts = controls.condition_prompts(name, items, replies, reply_mode=reply_mode,
-                                           instruction=instruction)
+                                           instruction=instruction, parse_mode=parse_mode)
     answers = answer_fn(images, prompts)
     out[name] = {"prompts": prompts, "answers": answers, "correct": score_all(answers, items)}
   return out

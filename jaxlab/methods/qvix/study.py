@@ -37,6 +37,9 @@ class ScienceQAConfig:
   wrap: str = "USER: <image>\n{} ASSISTANT:"  # LLaVA-1.5's conversation line
   llm: str = "smollm2-135m-instruct"  # or "replay" (subquestion fields) or "canned" (smoke)
   template: str = "hand_v1"
+  prequestion_shots: int = 0  # the release: zero-shot; k: k hand-written demos first (option)
+  shot_style: str = "chat"
+  parse_mode: str = "strict"  # "lenient": also numbered / bulleted lines ending in "?"
   llm_max_new_tokens: int = 128
   max_new_tokens: int = 256  # the release's evaluator default
   conditions: tuple[str, ...] = ("baseline", "qvix")
@@ -110,11 +113,13 @@ def run_scienceqa(config: ScienceQAConfig, out_dir: pathlib.Path) -> dict:
   cache = pathlib.Path(config.llm_cache or pathlib.Path("~/.cache/jaxlab/qvix_llm").expanduser())
   replies = llm.prequestions(items, config.template, gen_fn, model_id=model_id,
                              decoding=llm.Decoding(max_new_tokens=config.llm_max_new_tokens),
-                             cache_dir=None if model_id == "canned" else cache)
+                             cache_dir=None if model_id == "canned" else cache,
+                             shots=config.prequestion_shots, shot_style=config.shot_style)
   answer_fn = _lvlm(config, out_dir)
   instr = prompts.INSTRUCTION if config.instruction else None
   res = pipeline.run_conditions(items, replies, answer_fn, config.conditions,
-                                reply_mode=config.reply_mode, instruction=instr)
+                                reply_mode=config.reply_mode, instruction=instr,
+                                parse_mode=config.parse_mode)
   for it in items:
     it["grade_band"] = controls.grade_band(it["grade"])
   summary = pipeline.summarize(res, items, group_key="subject")
@@ -132,7 +137,7 @@ def run_scienceqa(config: ScienceQAConfig, out_dir: pathlib.Path) -> dict:
         bands={"accuracy (whole-string)": (np.array([summary[n]["ci95"][0] for n in names]),
                                            np.array([summary[n]["ci95"][1] for n in names]))},
         xlabel="condition: " + ", ".join(names), ylabel="accuracy", title="qvix-scienceqa")
-  compliance = [len(prompts.parse_prequestions(r)) for r in replies]
+  compliance = [len(prompts.parse_prequestions(r, config.parse_mode)) for r in replies]
   return {"n_items": len(items), "item_ids": [it["id"] for it in items], "llm": model_id,
           "format_compliance_mean_prequestions": float(np.mean(compliance)),
           "conditions": summary, "released": RELEASED}

@@ -26,8 +26,11 @@ def test_qvix_scienceqa_smoke(tmp_path):
 def test_qvix_bundled_smoke_and_cached_standin_reuse(tmp_path):
   cfg = dataclasses.replace(bundled.get_config(smoke=True), cache=str(tmp_path / "cache"))
   res = bundled.run(cfg, tmp_path / "a")
-  want = set(cfg.conditions) | {"qvix_gptrewrite_v2"}
+  want = set(cfg.conditions) | {"qvix_gptrewrite_v2", "qvix_zeroshot"}
   assert set(res["conditions"]) == want
+  assert res["prequestion_writer"] == {"shots": 2, "shot_style": "prefix", "parse_mode": "strict"}
+  assert set(res["prequestions_parsed_any_frac"]) == {"hand_v1", "gptrewrite_v2",
+                                                      "hand_v1_zeroshot"}
   assert res["conditions"]["qvix"]["diff_vs_baseline_pooled"][1] <= \
       res["conditions"]["qvix"]["diff_vs_baseline_pooled"][2]
   again = bundled.run(cfg, tmp_path / "b")                 # stand-in and replies from cache
@@ -35,3 +38,5 @@ def test_qvix_bundled_smoke_and_cached_standin_reuse(tmp_path):
   assert again["conditions"]["qvix"]["per_seed"] == res["conditions"]["qvix"]["per_seed"]
   assert "pooled 95% CI" in bundled.report(res)
   assert bundled_quick.get_config().n_eval >= 24
+  for c in (bundled.get_config(), bundled_quick.get_config()):   # the stand-in study's writer
+    assert (c.prequestion_shots, c.shot_style, c.zeroshot_control) == (3, "chat", True)
