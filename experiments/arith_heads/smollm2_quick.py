@@ -15,11 +15,11 @@ def get_config(smoke: bool = False) -> Config:
   if smoke:
     return smollm2.smoke_config()
   return Config(ops=("+",), templates=("equation", "statement"), draws=1, n_patch=24,
-                patch_batch=None, knock_ks=(4, 8), random_seeds=5, n_knock=36, knock_chunk=6,
+                patch_batch=None, knock_ks=(4, 8), random_seeds=3, n_knock=36, knock_chunk=6,
                 transfer_sets=(("statement", "+"), ("equation", "-")), transfer_k=8, tune_k=8,
                 tune_arms=("heads", "random", "full"), tune_target="chat", tune_items=400,
-                test_items=120, tune_seeds=1, lr_heads=(1e-2,), lr_full=(3e-5,),
-                tune_steps=30, tune_batch=8, kl_passages=8, kl_length=64,
+                test_items=80, tune_seeds=1, lr_heads=(1e-2,), lr_full=(3e-5,),
+                tune_steps=24, tune_batch=4, kl_passages=8, kl_length=64,
                 repatch=False)
 
 
