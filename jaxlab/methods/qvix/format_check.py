@@ -4,19 +4,18 @@
 
 Items: ``standin.eval_items(n, eval_seed)`` (the generator ``qvix-bundled`` evaluates on).
 Replies: SmolLM2-135M-Instruct with its chat template, greedy, through ``llm.prequestions``
-and the same disk cache as ``qvix-bundled`` (``$JAXLAB_CACHE``/qvix_llm, else
-~/.cache/jaxlab/qvix_llm). Per shot count: replies with >= 1 parsed pre-question (strict and
-lenient parsing), the mean count, whether the pre-questions are about the item (they mention
-a colour or shape word of the item's question or options) or copy a demonstration (they
-mention a demo-only noun, or repeat a demo's pre-question verbatim), replies that echo the
-template's "xxxx" placeholders, and example replies.
+and the same disk cache as ``qvix-bundled`` (``<--cache>/qvix_llm``; default
+~/.cache/jaxlab, as ``BundledConfig.cache``). Per shot count: replies with >= 1 parsed
+pre-question (strict and lenient parsing), the mean count, whether the pre-questions are
+about the item (they mention a colour or shape word of the item's question or options) or
+copy a demonstration (they mention a demo-only noun, or repeat a demo's pre-question
+verbatim), replies that echo the template's "xxxx" placeholders, and example replies.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import re
 
@@ -66,6 +65,7 @@ def main(argv=None) -> dict:
   ap.add_argument("--template", default="hand_v1")
   ap.add_argument("--max-new-tokens", type=int, default=64)
   ap.add_argument("--batch-size", type=int, default=8)
+  ap.add_argument("--cache", default="", help="as BundledConfig.cache (default ~/.cache/jaxlab)")
   ap.add_argument("--out", default="")
   a = ap.parse_args(argv)
   from jaxlab.models.loaders import load_model  # noqa: PLC0415
@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
   cfg, params, tok = load_model("smollm2-135m-instruct")
   dec = llm.Decoding(max_new_tokens=a.max_new_tokens)
   gen = llm.decoder_llm(cfg, params, tok, dec)
-  cache = pathlib.Path(os.environ.get("JAXLAB_CACHE") or "~/.cache/jaxlab").expanduser()
+  cache = pathlib.Path(a.cache or "~/.cache/jaxlab").expanduser()
   items = standin.eval_items(a.n, a.eval_seed)
   res = {}
   for k in a.shots:

@@ -39,4 +39,4 @@ def test_qvix_bundled_smoke_and_cached_standin_reuse(tmp_path):
   assert "pooled 95% CI" in bundled.report(res)
   assert bundled_quick.get_config().n_eval >= 24
   for c in (bundled.get_config(), bundled_quick.get_config()):   # the stand-in study's writer
-    assert (c.prequestion_shots, c.shot_style, c.zeroshot_control) == (3, "chat", True)
+    assert (c.prequestion_shots, c.shot_style, c.zeroshot_control) == (4, "chat", True)
