@@ -87,13 +87,21 @@ def demos_id(shots: int, shot_style: str = "chat") -> str:
   return f"fewshot{shots}-{shot_style}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
+def _in_template_format(template: str, reply: str) -> str:
+  """A demo reply in the template's own line format ("Preliminary Question k:" for gptrewrite)."""
+  if "Preliminary Question 1:" in TEMPLATES[template]:
+    return reply.replace("Pre-question ", "Preliminary Question ")
+  return reply
+
+
 def build_prequestion_input(template: str, question: str, shots: int = 0,
                             shot_style: str = "chat") -> str | list[dict]:
   """The LLM input: the released prompt, optionally after ``shots`` worked demonstrations.
 
   ``shots=0`` returns exactly ``build_prequestion_prompt(template, question)`` (the release).
   With ``shots=k`` the first k ``PREQUESTION_DEMOS`` (hand-written by jaxlab) come first, each
-  as the same template filled with the demo question and its "Pre-question k: ..." reply:
+  as the same template filled with the demo question and its reply, written in the template's
+  line format ("Pre-question k:" for hand_v1, "Preliminary Question k:" for gptrewrite_v*):
 
   * ``shot_style="chat"``: a message list, demo user/assistant turns, then the real user turn;
   * ``shot_style="prefix"``: one user message, "Example k:" blocks then "Now your turn:" and
@@ -106,7 +114,8 @@ def build_prequestion_input(template: str, question: str, shots: int = 0,
   real = build_prequestion_prompt(template, question)
   if shots == 0:
     return real
-  demos = [(build_prequestion_prompt(template, q), r) for q, r in PREQUESTION_DEMOS[:shots]]
+  demos = [(build_prequestion_prompt(template, q), _in_template_format(template, r))
+           for q, r in PREQUESTION_DEMOS[:shots]]
   if shot_style == "chat":
     turns = [m for u, a in demos for m in ({"role": "user", "content": u},
                                            {"role": "assistant", "content": a})]

@@ -34,9 +34,20 @@ def test_fewshot_chat_turns_are_demos_then_item(shots):
   assert msgs[-1]["content"] == prompts.build_prequestion_prompt("hand_v1", Q)
 
 
+def test_fewshot_demos_follow_the_template_line_format():
+  msgs = prompts.build_prequestion_input("gptrewrite_v1", Q, 2)
+  for k in range(2):
+    demo = msgs[2 * k + 1]["content"]
+    assert demo.startswith("Preliminary Question 1: ") and "Pre-question" not in demo
+    assert prompts.parse_prequestions(demo) == \
+        prompts.parse_prequestions(prompts.PREQUESTION_DEMOS[k][1])
+  assert prompts.build_prequestion_input("hand_v1", Q, 1)[1]["content"].startswith(
+    "Pre-question 1: ")
+
+
 def test_fewshot_prefix_is_demos_then_item():
-  text = prompts.build_prequestion_input("gptrewrite_v2", Q, 2, "prefix")
-  real = prompts.build_prequestion_prompt("gptrewrite_v2", Q)
+  text = prompts.build_prequestion_input("hand_v1", Q, 2, "prefix")
+  real = prompts.build_prequestion_prompt("hand_v1", Q)
   assert text.endswith("Now your turn:\n" + real)
   at = [text.index(prompts.PREQUESTION_DEMOS[k][1]) for k in range(2)]
   assert at[0] < at[1] < text.index("Now your turn:")
