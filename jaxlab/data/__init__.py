@@ -8,8 +8,8 @@ the user's Hugging Face cache (e.g. CIFAR-10) works unchanged. Nothing downloads
 
 from jaxlab.data.assets import ASSET_INSTALL, asset_dir
 from jaxlab.data.iterator import BatchIterator
-from jaxlab.data.loading import BUNDLED, cache_dir, load, to_numpy
+from jaxlab.data.loading import BUNDLED, cache_dir, cache_root, load, to_numpy
 
 __all__ = [
-  "ASSET_INSTALL", "BUNDLED", "BatchIterator", "asset_dir", "cache_dir", "load", "to_numpy",
+  "ASSET_INSTALL", "BUNDLED", "BatchIterator", "asset_dir", "cache_dir", "cache_root", "load", "to_numpy",
 ]

@@ -27,12 +27,17 @@ LOCAL: dict[str, str] = {"scienceqa": "jaxlab.data.scienceqa:load"}
 _ALIASES = {"fashion-mnist": "fashion_mnist", "fmnist": "fashion_mnist", "law_school": "law"}
 
 
-def cache_dir() -> pathlib.Path:
-  """Where built datasets are cached (``$JAXLAB_CACHE`` or ~/.cache/jaxlab)."""
+def cache_root() -> pathlib.Path:
+  """The cache root, ``$JAXLAB_CACHE`` or ~/.cache/jaxlab: datasets, stand-ins, LLM replies."""
   root = os.environ.get("JAXLAB_CACHE") or os.path.join(
     os.path.expanduser("~"), ".cache", "jaxlab"
   )
-  return pathlib.Path(root) / "datasets"
+  return pathlib.Path(root)
+
+
+def cache_dir() -> pathlib.Path:
+  """Where built datasets are cached (``cache_root() / "datasets"``)."""
+  return cache_root() / "datasets"
 
 
 def _to_datasetdict(splits):

@@ -147,8 +147,8 @@ def optimizer(cfg: StandInConfig) -> optax.GradientTransformation:
 
 def cache_path(cfg: StandInConfig) -> pathlib.Path:
   """Where a trained stand-in lives (``$JAXLAB_CACHE`` or ~/.cache/jaxlab)."""
-  from jaxlab.data import cache_dir
-  return cache_dir().parent / "clip_standin" / cfg.tag()
+  from jaxlab.data import cache_root
+  return cache_root() / "clip_standin" / cfg.tag()
 
 
 def save(cfg: StandInConfig, params, metrics: dict, path: pathlib.Path | None = None) -> None:

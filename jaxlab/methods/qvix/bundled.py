@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from jaxlab.core.plot import lines
-from jaxlab.data import scienceqa
+from jaxlab.data import cache_root, scienceqa
 from jaxlab.methods.qvix import controls, llm, pipeline, standin, standin_train
 from jaxlab.methods.qvix.prompts import parse_prequestions
 from jaxlab.models import lvlm
@@ -55,7 +55,7 @@ class BundledConfig:
   parse_mode: str = "strict"  # "lenient": also numbered / bulleted lines ending in "?"
   max_new_tokens: int = 8
   batch_size: int = 8
-  cache: str = ""  # stand-in and LLM caches (default ~/.cache/jaxlab)
+  cache: str = ""  # stand-in and LLM caches (default $JAXLAB_CACHE or ~/.cache/jaxlab)
 
   def tag(self, clip_source: str) -> str:
     keep = {k: v for k, v in dataclasses.asdict(self).items()
@@ -107,7 +107,7 @@ def train_standin(config: BundledConfig, base, seed: int, root: pathlib.Path, lo
 def run_bundled(config: BundledConfig, out_dir: pathlib.Path, log=None) -> dict:
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
-  cache = pathlib.Path(config.cache or "~/.cache/jaxlab").expanduser()
+  cache = pathlib.Path(config.cache).expanduser() if config.cache else cache_root()
   base = _decoder(config.decoder)
   dcfg, dparams, tok = base
   items = standin.eval_items(config.n_eval, config.eval_seed)

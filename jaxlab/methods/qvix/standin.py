@@ -16,7 +16,7 @@ import pathlib
 import jax
 import numpy as np
 
-from jaxlab.data import scienceqa
+from jaxlab.data import cache_root, scienceqa
 from jaxlab.models import clip, clip_io, lvlm
 from jaxlab.models.decoder_config import DecoderConfig
 
@@ -26,8 +26,7 @@ IMAGE_TOKEN_NAME = "<|image|>"  # informative; the id is a spare SmolLM2 control
 
 def find_clip_standin() -> pathlib.Path | None:
   """The newest cached CLIP stand-in directory (``$JAXLAB_CACHE`` or ~/.cache/jaxlab)."""
-  root = pathlib.Path(os.environ.get("JAXLAB_CACHE") or "~/.cache/jaxlab").expanduser()
-  found = sorted((root / "clip_standin").glob("*/model.safetensors"),
+  found = sorted((cache_root() / "clip_standin").glob("*/model.safetensors"),
                  key=lambda p: p.stat().st_mtime)
   return found[-1].parent if found else None
 

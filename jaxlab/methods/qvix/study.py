@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxlab.core.errors import ConfigError
 from jaxlab.core.plot import lines
+from jaxlab.data import cache_root
 from jaxlab.methods.qvix import controls, llm, pipeline, prompts
 
 RELEASED = {"scienceqa_img_avg_leaderboard": 55.0}  # ScienceQA leaderboard "QVix, zero-shot"
@@ -46,7 +47,7 @@ class ScienceQAConfig:
   reply_mode: str = "raw"
   instruction: bool = False
   batch_size: int = 4
-  llm_cache: str = ""  # default: ~/.cache/jaxlab/qvix_llm
+  llm_cache: str = ""  # default: $JAXLAB_CACHE/qvix_llm (or ~/.cache/jaxlab/qvix_llm)
 
 
 def load_items(config: ScienceQAConfig, out_dir: pathlib.Path) -> list[dict]:
@@ -110,7 +111,8 @@ def run_scienceqa(config: ScienceQAConfig, out_dir: pathlib.Path) -> dict:
   out_dir.mkdir(parents=True, exist_ok=True)
   items = load_items(config, out_dir)
   gen_fn, model_id = _llm_fn(config)
-  cache = pathlib.Path(config.llm_cache or pathlib.Path("~/.cache/jaxlab/qvix_llm").expanduser())
+  cache = (pathlib.Path(config.llm_cache).expanduser() if config.llm_cache
+           else cache_root() / "qvix_llm")
   replies = llm.prequestions(items, config.template, gen_fn, model_id=model_id,
                              decoding=llm.Decoding(max_new_tokens=config.llm_max_new_tokens),
                              cache_dir=None if model_id == "canned" else cache,
