@@ -48,6 +48,20 @@ def _stack(trees):
   return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
+def by_run(fn: Callable) -> Callable:
+  """``fn`` over one run's arrays -> the same over R stacked runs, one jitted call a run.
+
+  What ``jax.vmap(fn)`` computes, for CPU code where a vmapped convolution (a grouped
+  one) is slower than R plain ones, e.g. evaluating the runs of a ``Runs``.
+  """
+  one = jax.jit(fn)
+
+  def apply(*trees):
+    num_runs = jax.tree.leaves(trees)[0].shape[0]
+    return jnp.stack([one(*_take(trees, r)) for r in range(num_runs)])
+  return apply
+
+
 def _part_list(parts: Sequence, num_runs: int | None) -> list[list[np.ndarray]]:
   """One partition per run (``parts`` as ``fl.Sweep`` takes it)."""
   if len(parts) > 0 and isinstance(parts[0], np.ndarray):

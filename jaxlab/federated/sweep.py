@@ -224,6 +224,11 @@ class Sweep:
   def _data_axes(self) -> FedData:
     return jax.tree.map(lambda f: 0 if f else None, self._data_flags())
 
+  @property
+  def width(self) -> int:
+    """The index table's width (the largest client), as ``fl.runs.Runs.width``."""
+    return self.data.idx.shape[-1]
+
   def add_pool(self, pool, sims: SimState, keys: jax.Array, chunk: int = 8) -> "Sweep":
     """This sweep plus a per-run shared pool (``fl.pool.build`` with each run's server
     and data, vmapped over runs); pair it with a ``fl.pool.with_pool`` sampler."""

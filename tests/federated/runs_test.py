@@ -112,3 +112,12 @@ def test_runs_refuse_clearly():
   with pytest.raises(ConfigError, match="R=2"):
     runner.init(keys[:1])
   assert isinstance(runs.make(alg, cfg, x, y, parts), fl.Sweep)
+
+
+def test_by_run_equals_vmap():
+  """``fl.runs.by_run`` (one jitted call a run) computes what ``jax.vmap`` does."""
+  f = lambda p, x: jnp.tanh(x @ p["w"]).sum(-1) + p["b"]
+  key = jax.random.key(3)
+  p = {"w": jax.random.normal(key, (3, 4, 2)), "b": jnp.arange(3.0)}
+  x = jax.random.normal(jax.random.fold_in(key, 1), (3, 5, 4))
+  np.testing.assert_allclose(runs.by_run(f)(p, x), jax.vmap(f)(p, x), rtol=1e-6)

@@ -114,16 +114,6 @@ def _module(cfg: StudyConfig, num_classes: int, phase: int):
   raise ConfigError(f"model={cfg.model!r}; use cnn or resnet")
 
 
-def _by_run(fn):
-  """``fn`` over one run's arrays -> the same over R stacked runs, one jitted call a run."""
-  one = jax.jit(fn)
-
-  def apply(*trees):
-    runs = jax.tree.leaves(trees)[0].shape[0]
-    return jnp.stack([one(*jax.tree.map(lambda a: a[r], trees)) for r in range(runs)])
-  return apply
-
-
 def _base_kwargs(cfg: StudyConfig, base: str) -> dict:
   # FedNova's a_k models momentum within a round only: the engine refuses a momentum
   # buffer kept across rounds, so FedNova clients start each round with a fresh optimizer.
@@ -208,7 +198,7 @@ class Setting:
     acc = lambda p, m: ev(p, m, xt, yt, mt)["accuracy"]
     # Run by run off the vmap engine: XLA's own convolution vmapped over runs is a
     # grouped convolution (~3x the CPU time of R plain ones on CPU).
-    self.evaluate = jax.jit(jax.vmap(acc)) if cfg.phase2_engine == "vmap" else _by_run(acc)
+    self.evaluate = jax.jit(jax.vmap(acc)) if cfg.phase2_engine == "vmap" else runs_lib.by_run(acc)
     self.eval_pred = jax.jit(lambda p, m, x: self.model.apply(p, m, x, False)[0].argmax(-1))
 
   def fedfed(self, base: str):
@@ -287,8 +277,7 @@ def run_fedfed(st: Setting, base: str, p1_sims, run_ids, out_dir, writer, offset
   p1 = jax.device_put(p1, sims.server.round.sharding)
   pool_sims = phases.handoff(ff.phase, p1, sims)
   pool_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, 99)
-  width = max(len(a) for seed, _ in runs for a in st.parts[seed])   # index table width
-  sweep = sweep.add_pool(ff.make_pool(width), pool_sims, pool_keys)
+  sweep = sweep.add_pool(ff.make_pool(sweep.width), pool_sims, pool_keys)
   del pool_sims
   tag = f"{st.setting.replace('/', '_')}_{base}_fedfed"
   sims, acc = train(sweep, sims, keys, st.k, st.s, cfg, st.evaluate, out_dir, tag, writer, offset)

@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from jaxlab.data import scienceqa
+from jaxlab.data import cache_root, scienceqa
 from jaxlab.methods.qvix import llm, standin
 from jaxlab.methods.qvix.prompts import PREQUESTION_DEMOS, parse_prequestions
 
@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
   ap.add_argument("--template", default="hand_v1")
   ap.add_argument("--max-new-tokens", type=int, default=64)
   ap.add_argument("--batch-size", type=int, default=8)
-  ap.add_argument("--cache", default="", help="as BundledConfig.cache (default ~/.cache/jaxlab)")
+  ap.add_argument("--cache", default="", help="as BundledConfig.cache (default $JAXLAB_CACHE or ~/.cache/jaxlab)")
   ap.add_argument("--out", default="")
   a = ap.parse_args(argv)
   from jaxlab.models.loaders import load_model  # noqa: PLC0415
@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
   cfg, params, tok = load_model("smollm2-135m-instruct")
   dec = llm.Decoding(max_new_tokens=a.max_new_tokens)
   gen = llm.decoder_llm(cfg, params, tok, dec)
-  cache = pathlib.Path(a.cache or "~/.cache/jaxlab").expanduser()
+  cache = pathlib.Path(a.cache).expanduser() if a.cache else cache_root()
   items = standin.eval_items(a.n, a.eval_seed)
   res = {}
   for k in a.shots:
