@@ -1,4 +1,5 @@
-"""Batched KV-cache generation (greedy / temperature / top-p, stop ids) and `jaxlab generate`."""
+"""Batched KV-cache generation (greedy / temperature / top-p, stop ids, a shared-prefix cache)
+and `jaxlab generate`."""
 
 import argparse
 import functools
@@ -38,21 +39,19 @@ def sample_logits(logits: jax.Array, key: jax.Array, temperature: jax.Array,
   return jnp.where(temperature > 0, sampled, greedy).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnums=0, static_argnames=("max_new_tokens",))
-def _generate(cfg, params, ids, mask, key, temperature, top_p, stop_ids, intervene, *,
-              max_new_tokens):
-  b, t = ids.shape
-  logits, _, cache = decoder.prefill(cfg, params, ids, mask, t + max_new_tokens,
-                                     intervene=intervene)
-  step_iv = None if intervene is None else intervene._replace(z_pos=None, embed_value=None)
+def _decode(cfg, params, last_logits, cache, key, temperature, top_p, stop_ids, step_iv,
+            max_new_tokens):
+  """Sample from `last_logits` [b, V], then extend `cache` one token at a time until every
+  row has emitted a stop id or `max_new_tokens` tokens are out (a traced while loop)."""
+  b = last_logits.shape[0]
   pad = cfg.pad_id if cfg.pad_id is not None else 0
-  tok = sample_logits(logits[:, -1], jax.random.fold_in(key, 0), temperature, top_p)
+  tok = sample_logits(last_logits, jax.random.fold_in(key, 0), temperature, top_p)
   out = jnp.full((b, max_new_tokens), pad, jnp.int32)
   done = jnp.zeros((b,), bool)
 
   def cond(s):
     i, _, _, done, _ = s
-    return (i < max_new_tokens) & ~jnp.all(done)
+    return (i < max_new_tokens) & ~jnp.all(done)  # early stop: every row has stopped
 
   def body(s):
     i, tok, cache, done, out = s
@@ -67,6 +66,17 @@ def _generate(cfg, params, ids, mask, key, temperature, top_p, stop_ids, interve
   is_stop = jnp.isin(out, stop_ids)
   first_stop = jnp.where(is_stop.any(-1), jnp.argmax(is_stop, -1) + 1, max_new_tokens)
   return Generation(out, done, first_stop.astype(jnp.int32))
+
+
+@functools.partial(jax.jit, static_argnums=0, static_argnames=("max_new_tokens",))
+def _generate(cfg, params, ids, mask, key, temperature, top_p, stop_ids, intervene, *,
+              max_new_tokens):
+  t = ids.shape[1]
+  logits, _, cache = decoder.prefill(cfg, params, ids, mask, t + max_new_tokens,
+                                     intervene=intervene)
+  step_iv = None if intervene is None else intervene._replace(z_pos=None, embed_value=None)
+  return _decode(cfg, params, logits[:, -1], cache, key, temperature, top_p, stop_ids, step_iv,
+                 max_new_tokens)
 
 
 def generate(cfg: DecoderConfig, params: dict, ids, mask, *, max_new_tokens: int,
@@ -99,6 +109,130 @@ def generate(cfg: DecoderConfig, params: dict, ids, mask, *, max_new_tokens: int
   return _generate(cfg, params, jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32), key,
                    jnp.float32(temperature), jnp.float32(top_p), jnp.asarray(stops, jnp.int32),
                    intervene, max_new_tokens=max_new_tokens)
+
+
+def common_prefix_len(seqs) -> int:
+  """Length of the longest token prefix shared by every sequence, leaving each >= 1 token.
+
+  Args:
+    seqs: token id sequences (lists or 1-d arrays, no padding).
+
+  Returns:
+    n <= min(len) - 1 with seqs[i][:n] equal for all i (0 for an empty list).
+  """
+  seqs = [np.asarray(s) for s in seqs]
+  if not seqs:
+    return 0
+  cap = min(len(s) for s in seqs) - 1
+  if cap <= 0:
+    return 0
+  block = np.stack([s[:cap] for s in seqs])
+  same = np.all(block == block[:1], axis=0)
+  return int(cap if same.all() else np.argmin(same))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def prefix_cache(cfg: DecoderConfig, params: dict, prefix_ids: jax.Array) -> decoder.Cache:
+  """KV cache of a prompt prefix shared by a batch: batch 1, exactly P slots (all real).
+
+  Args:
+    cfg: model config (static).
+    params: parameters.
+    prefix_ids: [P] or [1, P] token ids.
+
+  Returns:
+    Cache (k, v [L, 1, P, H_kv, d], mask [1, P] ones, index P) for `generate_with_prefix`.
+  """
+  ids = jnp.asarray(prefix_ids, jnp.int32).reshape(1, -1)
+  _, _, cache = decoder.prefill(cfg, params, ids, jnp.ones_like(ids), ids.shape[1])
+  return cache
+
+
+def _grow_cache(cache: decoder.Cache, b: int, extra: int) -> decoder.Cache:
+  """A batch-1 cache broadcast to b rows with `extra` empty (masked) slots appended."""
+  def grow(x, slot_axis):
+    widths = [(0, 0)] * x.ndim
+    widths[slot_axis] = (0, extra)
+    x = jnp.pad(x, widths)
+    return jnp.broadcast_to(x, x.shape[:slot_axis - 1] + (b,) + x.shape[slot_axis:])
+  return decoder.Cache(grow(cache.k, 2), grow(cache.v, 2), grow(cache.mask, 1), cache.index)
+
+
+def prefill_suffix(cfg: DecoderConfig, params: dict, prefix: decoder.Cache, suffix_ids,
+                   suffix_mask, max_len: int):
+  """Prefill per-row suffixes after a shared prefix's batch-1 KV cache.
+
+  The prefix cache is broadcast to the b rows and grown to `max_len` slots; the suffix tokens
+  take positions P + (index among the row's real suffix tokens), and padded suffix slots are
+  masked out of attention and of the returned cache (`decoder.extend`).
+
+  Args:
+    cfg: model config.
+    params: parameters.
+    prefix: `prefix_cache(...)` (batch 1, P slots).
+    suffix_ids: [b, t] left-padded suffix ids.
+    suffix_mask: [b, t] 1 for real suffix tokens.
+    max_len: total cache slots (>= P + t; static under jit).
+
+  Returns:
+    (logits [b, t, V] fp32, Cache of max_len slots with index P + t).
+  """
+  b, t = suffix_ids.shape
+  p = prefix.k.shape[2]
+  if max_len < p + t:
+    raise ConfigError(f"max_len={max_len} < prefix {p} + suffix {t} slots.")
+  cache = _grow_cache(prefix, b, max_len - p)
+  logits, _, cache = decoder.extend(cfg, params, suffix_ids, suffix_mask, cache)
+  return logits, cache
+
+
+@functools.partial(jax.jit, static_argnums=0, static_argnames=("max_new_tokens",))
+def _generate_after(cfg, params, prefix, ids, mask, key, temperature, top_p, stop_ids, *,
+                    max_new_tokens):
+  max_len = prefix.k.shape[2] + ids.shape[1] + max_new_tokens
+  logits, cache = prefill_suffix(cfg, params, prefix, ids, mask, max_len)
+  return _decode(cfg, params, logits[:, -1], cache, key, temperature, top_p, stop_ids, None,
+                 max_new_tokens)
+
+
+def generate_with_prefix(cfg: DecoderConfig, params: dict, prefix, suffix_ids, suffix_mask, *,
+                         max_new_tokens: int, key: jax.Array | None = None,
+                         temperature: float = 0.0, top_p: float = 1.0,
+                         stop_ids=None) -> Generation:
+  """`generate` for prompts `prefix + suffix[i]` that share a token prefix: the prefix is
+  prefilled once (batch 1) and its KV cache broadcast to the batch; only the suffixes are
+  prefilled per row. Same result as `generate` on the concatenated, left-padded prompts (up to
+  float rounding of a different summation order).
+
+  Args:
+    cfg: model config.
+    params: parameters.
+    prefix: [P] shared token ids, or `prefix_cache(cfg, params, ids)` (reuse it across
+      batches that share the prefix).
+    suffix_ids: [b, t] per-row rest of the prompt, left-padded; every row needs >= 1 real
+      token (the last column).
+    suffix_mask: [b, t] 1 for real suffix tokens.
+    max_new_tokens, key, temperature, top_p, stop_ids: as `generate`.
+
+  Returns:
+    Generation(tokens [b, N], done [b], lengths [b]) as `generate`.
+  """
+  if max_new_tokens < 1:
+    raise ConfigError(f"max_new_tokens={max_new_tokens}; it must be >= 1.")
+  if not 0 < top_p <= 1:
+    raise ConfigError(f"top_p={top_p}; it must be in (0, 1].")
+  suffix_mask = np.asarray(suffix_mask, np.int32)
+  if suffix_mask.ndim != 2 or not suffix_mask[:, -1].all():
+    raise ConfigError("every suffix row needs >= 1 real token, left-padded (its last column "
+                      "real); keep at least one prompt token out of the shared prefix.")
+  if not isinstance(prefix, decoder.Cache):
+    prefix = prefix_cache(cfg, params, jnp.asarray(prefix, jnp.int32))
+  stops = tuple(cfg.eos_ids if stop_ids is None else stop_ids) or (-1,)
+  key = jax.random.key(0) if key is None else key
+  return _generate_after(cfg, params, prefix, jnp.asarray(suffix_ids, jnp.int32),
+                         jnp.asarray(suffix_mask), key, jnp.float32(temperature),
+                         jnp.float32(top_p), jnp.asarray(stops, jnp.int32),
+                         max_new_tokens=max_new_tokens)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,7 +7,9 @@ messages. ``prequestions`` answers items from, in order: the item's ``subquestio
 The cache key is the SHA-256 of (prompt id, SHA-256 of the question, model id, decoding
 config), one JSON file per key; the prompt id is the template id for the released zero-shot
 prompt (so keys of old replies are unchanged) and ``template+fewshot{k}-{style}-{demo hash}``
-with k > 0 demonstrations.
+with k > 0 demonstrations. ``decoder_llm`` prefills a token prefix shared by a batch's prompts
+(the few-shot turns) once and reuses its KV cache (``generate.generate_with_prefix``); the
+replies are the plain path's, so the cache keys do not change.
 """
 
 from __future__ import annotations
@@ -96,15 +98,45 @@ def prequestions(items: Sequence[dict], template: str, generate_fn: Callable | N
   return replies  # type: ignore[return-value]
 
 
-def decoder_llm(cfg, params, tok, decoding: Decoding = Decoding()) -> Callable:
+def _reusable_prefix(stored: dict, rows: list, n_min: int):
+  """The longest stored prefix (tuple of ids) that every row starts with and outruns by >= 1."""
+  fits = [p for p in stored if n_min <= len(p) < min(len(r) for r in rows)
+          and all(tuple(r[:len(p)]) == p for r in rows)]
+  return max(fits, key=len, default=None)
+
+
+def decoder_llm(cfg, params, tok, decoding: Decoding = Decoding(), *,
+                min_prefix: int | None = 32, max_prefixes: int = 4) -> Callable:
   """A ``generate_fn`` over a jaxlab decoder (e.g. SmolLM2): batched, left-padded, greedy.
 
   A str prompt is one user message; a message list (few-shot chat turns) is rendered whole
   with the chat template (it needs one).
+
+  Shared-prefix cache: when a batch's tokenised prompts share a token prefix of at least
+  ``min_prefix`` tokens (the few-shot system + demonstration turns), that prefix is prefilled
+  once at batch 1 and its KV cache broadcast to the batch (``generate.generate_with_prefix``);
+  the caches of the last ``max_prefixes`` distinct prefixes are kept and reused by later
+  batches whose rows all start with one. Same replies as the plain path (up to float rounding);
+  ``min_prefix=None`` always takes the plain path.
   """
   import jax  # noqa: PLC0415
 
-  from jaxlab.models.generate import generate  # noqa: PLC0415
+  from jaxlab.models import generate as gen  # noqa: PLC0415
+  from jaxlab.models.tokenizer import pad_left  # noqa: PLC0415
+
+  prefixes: dict[tuple, object] = {}  # prefix ids -> batch-1 KV cache (insertion order = age)
+
+  def prefix_for(rows: list):
+    hit = _reusable_prefix(prefixes, rows, min_prefix)
+    if hit is None:
+      n = gen.common_prefix_len(rows)
+      if n < min_prefix:
+        return None, 0
+      hit = tuple(int(x) for x in rows[0][:n])
+      prefixes[hit] = gen.prefix_cache(cfg, params, np.asarray(hit, np.int32))
+      while len(prefixes) > max_prefixes:
+        prefixes.pop(next(iter(prefixes)))
+    return prefixes[hit], len(hit)
 
   def fn(prompts: list[str]) -> list[str]:
     chat = decoding.chat_template == "model" and tok.chat_template is not None
@@ -114,10 +146,16 @@ def decoder_llm(cfg, params, tok, decoding: Decoding = Decoding()) -> Callable:
     texts = [p if not chat else tok.chat([{"role": "user", "content": p}])
              if isinstance(p, str) else tok.chat(p) for p in prompts]
     ids, mask = tok.batch(texts, special=not chat)
-    out = generate(cfg, params, ids, mask, max_new_tokens=decoding.max_new_tokens,
-                   temperature=decoding.temperature, key=jax.random.key(0),
-                   stop_ids=tok.eos_ids or cfg.eos_ids)
+    kw = dict(max_new_tokens=decoding.max_new_tokens, temperature=decoding.temperature,
+              key=jax.random.key(0), stop_ids=tok.eos_ids or cfg.eos_ids)
+    rows = [r[m.astype(bool)] for r, m in zip(np.asarray(ids), np.asarray(mask))]
+    cache, n = (None, 0) if min_prefix is None else prefix_for(rows)
+    if cache is None:
+      out = gen.generate(cfg, params, ids, mask, **kw)
+    else:
+      s_ids, s_mask = pad_left([r[n:] for r in rows], tok.pad_id)
+      out = gen.generate_with_prefix(cfg, params, cache, s_ids, s_mask, **kw)
     toks, lens = np.asarray(out.tokens), np.asarray(out.lengths)
-    return [tok.decode(r[:n]).strip() for r, n in zip(toks, lens)]
+    return [tok.decode(r[:k]).strip() for r, k in zip(toks, lens)]
 
   return fn
