@@ -24,6 +24,85 @@ class Generation(NamedTuple):
   lengths: jax.Array
 
 
+PAD_TO = 32  # default length bucket: prompts (suffixes) are left-padded to a multiple of it
+
+
+def bucket_len(n: int, pad_to: int | None) -> int:
+  """`n` rounded up to a multiple of `pad_to` (`n` itself when `pad_to` is None or <= 1)."""
+  if not pad_to or pad_to <= 1:
+    return int(n)
+  return -(-int(n) // pad_to) * pad_to
+
+
+def _padded_len(cfg: DecoderConfig, t: int, pad_to: int | None, other: int) -> int:
+  """The bucketed prompt length for a cache of `other` more slots, kept within the span the
+  decoder accepts (learned position table, sliding window); never below `t`."""
+  tb = bucket_len(t, pad_to)
+  limits = [x for x in (cfg.sliding_window, cfg.max_positions if cfg.pos == "learned" else None)
+            if x is not None]
+  if limits and tb + other > min(limits):
+    tb = max(t, min(limits) - other)
+  return tb
+
+
+def _pad(x, b_to: int, t_to: int, fill, b_axis: int = 0, t_axis: int | None = 1):
+  """`x` left-padded with `fill` along `t_axis` up to `t_to` slots, then its last row along
+  `b_axis` repeated up to `b_to` rows (NumPy stays NumPy)."""
+  xp = np if isinstance(x, np.ndarray) else jnp
+  if t_axis is not None and x.shape[t_axis] < t_to:
+    w = [(0, 0)] * x.ndim
+    w[t_axis] = (t_to - x.shape[t_axis], 0)
+    x = xp.pad(x, w, constant_values=fill)
+  if x.shape[b_axis] < b_to:
+    w = [(0, 0)] * x.ndim
+    w[b_axis] = (0, b_to - x.shape[b_axis])
+    x = xp.pad(x, w, mode="edge")
+  return x
+
+
+def pad_batch(ids, mask, b_to: int, t_to: int, pad_id: int = 0):
+  """Left-padded (ids, mask) [b, t] grown to [b_to, t_to]: masked pad slots on the left (the
+  position ids, `cumsum(mask) - 1`, do not move), then copies of the last row as extra rows
+  (drop their outputs). Returns NumPy int32 arrays."""
+  ids, mask = np.asarray(ids, np.int32), np.asarray(mask, np.int32)
+  return _pad(ids, b_to, t_to, pad_id), _pad(mask, b_to, t_to, 0)
+
+
+_PER_LAYER_B = ("z_value", "z_delta", "attn_in_value", "mlp_out_value")  # [L, b, ...]
+
+
+def _pad_intervention(iv: decoder.Intervention, b: int, t: int, b_to: int,
+                      t_to: int) -> decoder.Intervention:
+  """The intervention of a batch grown by `pad_batch` from [b, t] to [b_to, t_to]: a [b, t]
+  position mask and [b, t, D] embeddings get empty slots on the left, a [b] position index
+  moves right by the pad, and b-sized batch axes repeat their last row (size-1 axes
+  broadcast and are left alone; so is the size-1 t axis of a per-layer value)."""
+  if (b, t) == (b_to, t_to):
+    return iv
+  new = {}
+  if iv.z_pos is not None:
+    zp = jnp.asarray(iv.z_pos)
+    nb = b_to if zp.shape[0] == b else 0
+    if zp.ndim == 1:  # an index along the prompt's t axis
+      new["z_pos"] = _pad(zp + (t_to - t), nb, 0, 0, t_axis=None)
+    else:
+      new["z_pos"] = _pad(zp, nb, t_to if zp.shape[1] == t else 0, False)
+  if iv.embed_value is not None:
+    ev = jnp.asarray(iv.embed_value)
+    new["embed_value"] = _pad(ev, b_to if ev.shape[0] == b else 0,
+                              t_to if ev.shape[1] == t else 0, 0)
+  for name in _PER_LAYER_B:
+    x = getattr(iv, name)
+    if x is not None and x.ndim > 1 and x.shape[1] == b:
+      new[name] = _pad(jnp.asarray(x), b_to, 0, 0, b_axis=1, t_axis=None)
+  return iv._replace(**new)
+
+
+def _rows(out: Generation, b: int) -> Generation:
+  """The first `b` rows of a generation (drops padding rows)."""
+  return out if out.tokens.shape[0] == b else Generation(*(x[:b] for x in out))
+
+
 def sample_logits(logits: jax.Array, key: jax.Array, temperature: jax.Array,
                   top_p: jax.Array) -> jax.Array:
   """Next tokens [b] from logits [b, V]: argmax when temperature == 0, else top-p sampling."""
@@ -81,8 +160,15 @@ def _generate(cfg, params, ids, mask, key, temperature, top_p, stop_ids, interve
 
 def generate(cfg: DecoderConfig, params: dict, ids, mask, *, max_new_tokens: int,
              key: jax.Array | None = None, temperature: float = 0.0, top_p: float = 1.0,
-             stop_ids=None, intervene: decoder.Intervention | None = None) -> Generation:
+             stop_ids=None, intervene: decoder.Intervention | None = None,
+             pad_to: int | None = PAD_TO, batch_to: int | None = None) -> Generation:
   """Generate up to `max_new_tokens` per row of a left-padded batch with a KV cache.
+
+  Shape buckets: the prompt is left-padded to a multiple of `pad_to` slots and the batch
+  grown to a multiple of `batch_to` rows (copies of the last row, dropped from the result),
+  so batches of nearby lengths share one compiled program. The extra slots are masked and
+  position ids come from the mask, so the tokens are those of the exact shapes (logits equal
+  up to float rounding).
 
   Args:
     cfg: model config.
@@ -95,7 +181,11 @@ def generate(cfg: DecoderConfig, params: dict, ids, mask, *, max_new_tokens: int
     top_p: nucleus mass in (0, 1].
     stop_ids: stop token ids (default `cfg.eos_ids`); the stop token is kept in `tokens`.
     intervene: applied at prefill and at every decode step; at decode steps `z_pos` is
-      ignored (each new token is selected) and `embed_value` is not applied.
+      ignored (each new token is selected) and `embed_value` is not applied. Its [b, t]
+      and [b] fields are padded with the batch (`_pad_intervention`).
+    pad_to: prompt-length bucket (default 32; None or 1: the exact length). Capped so the
+      cache stays within a learned position table / sliding window.
+    batch_to: batch-size bucket (default None: the exact batch).
 
   Returns:
     Generation(tokens [b, N], done [b], lengths [b]: tokens up to and incl. the stop).
@@ -106,9 +196,16 @@ def generate(cfg: DecoderConfig, params: dict, ids, mask, *, max_new_tokens: int
     raise ConfigError(f"top_p={top_p}; it must be in (0, 1].")
   stops = tuple(cfg.eos_ids if stop_ids is None else stop_ids) or (-1,)
   key = jax.random.key(0) if key is None else key
-  return _generate(cfg, params, jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32), key,
-                   jnp.float32(temperature), jnp.float32(top_p), jnp.asarray(stops, jnp.int32),
-                   intervene, max_new_tokens=max_new_tokens)
+  b, t = np.shape(ids)
+  b_to, t_to = bucket_len(b, batch_to), _padded_len(cfg, t, pad_to, max_new_tokens)
+  if (b_to, t_to) != (b, t):
+    ids, mask = pad_batch(ids, mask, b_to, t_to, cfg.pad_id or 0)
+    if intervene is not None:
+      intervene = _pad_intervention(intervene, b, t, b_to, t_to)
+  out = _generate(cfg, params, jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32), key,
+                  jnp.float32(temperature), jnp.float32(top_p), jnp.asarray(stops, jnp.int32),
+                  intervene, max_new_tokens=max_new_tokens)
+  return _rows(out, b)
 
 
 def common_prefix_len(seqs) -> int:
@@ -132,20 +229,32 @@ def common_prefix_len(seqs) -> int:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def prefix_cache(cfg: DecoderConfig, params: dict, prefix_ids: jax.Array) -> decoder.Cache:
-  """KV cache of a prompt prefix shared by a batch: batch 1, exactly P slots (all real).
+def _prefix_cache(cfg, params, ids, mask):
+  _, _, cache = decoder.prefill(cfg, params, ids, mask, ids.shape[1])
+  return cache
+
+
+def prefix_cache(cfg: DecoderConfig, params: dict, prefix_ids: jax.Array,
+                 pad_to: int | None = None) -> decoder.Cache:
+  """KV cache of a prompt prefix shared by a batch: batch 1, P real slots.
 
   Args:
-    cfg: model config (static).
+    cfg: model config.
     params: parameters.
     prefix_ids: [P] or [1, P] token ids.
+    pad_to: None: exactly P slots; k: P left-padded (masked slots; the positions of the real
+      tokens and of the suffix come from the mask, so they do not move) to a multiple of k,
+      so prefixes of nearby lengths share the compiled prefill and suffix programs.
 
   Returns:
-    Cache (k, v [L, 1, P, H_kv, d], mask [1, P] ones, index P) for `generate_with_prefix`.
+    Cache (k, v [L, 1, S, H_kv, d], mask [1, S] (ones after the left pad), index S) for
+    `generate_with_prefix`.
   """
-  ids = jnp.asarray(prefix_ids, jnp.int32).reshape(1, -1)
-  _, _, cache = decoder.prefill(cfg, params, ids, jnp.ones_like(ids), ids.shape[1])
-  return cache
+  ids = np.asarray(prefix_ids, np.int32).reshape(1, -1)
+  p = ids.shape[1]
+  ids, mask = pad_batch(ids, np.ones_like(ids), 1, _padded_len(cfg, p, pad_to, 0),
+                        cfg.pad_id or 0)
+  return _prefix_cache(cfg, params, jnp.asarray(ids), jnp.asarray(mask))
 
 
 def _grow_cache(cache: decoder.Cache, b: int, extra: int) -> decoder.Cache:
@@ -198,7 +307,8 @@ def _generate_after(cfg, params, prefix, ids, mask, key, temperature, top_p, sto
 def generate_with_prefix(cfg: DecoderConfig, params: dict, prefix, suffix_ids, suffix_mask, *,
                          max_new_tokens: int, key: jax.Array | None = None,
                          temperature: float = 0.0, top_p: float = 1.0,
-                         stop_ids=None) -> Generation:
+                         stop_ids=None, pad_to: int | None = PAD_TO,
+                         batch_to: int | None = None) -> Generation:
   """`generate` for prompts `prefix + suffix[i]` that share a token prefix: the prefix is
   prefilled once (batch 1) and its KV cache broadcast to the batch; only the suffixes are
   prefilled per row. Same result as `generate` on the concatenated, left-padded prompts (up to
@@ -207,12 +317,16 @@ def generate_with_prefix(cfg: DecoderConfig, params: dict, prefix, suffix_ids, s
   Args:
     cfg: model config.
     params: parameters.
-    prefix: [P] shared token ids, or `prefix_cache(cfg, params, ids)` (reuse it across
-      batches that share the prefix).
+    prefix: [P] shared token ids (prefilled here, left-padded to a multiple of `pad_to`), or
+      `prefix_cache(cfg, params, ids, pad_to)` (reuse it across batches that share the
+      prefix).
     suffix_ids: [b, t] per-row rest of the prompt, left-padded; every row needs >= 1 real
       token (the last column).
     suffix_mask: [b, t] 1 for real suffix tokens.
     max_new_tokens, key, temperature, top_p, stop_ids: as `generate`.
+    pad_to, batch_to: as `generate`, for the suffix length and the batch; the cache then has
+      S + bucketed suffix + N slots, S the prefix cache's slots (bucketed too when the
+      prefix cache was built with `pad_to`), so one program serves nearby lengths.
 
   Returns:
     Generation(tokens [b, N], done [b], lengths [b]) as `generate`.
@@ -226,13 +340,20 @@ def generate_with_prefix(cfg: DecoderConfig, params: dict, prefix, suffix_ids, s
     raise ConfigError("every suffix row needs >= 1 real token, left-padded (its last column "
                       "real); keep at least one prompt token out of the shared prefix.")
   if not isinstance(prefix, decoder.Cache):
-    prefix = prefix_cache(cfg, params, jnp.asarray(prefix, jnp.int32))
+    p, rest = int(np.size(prefix)), suffix_mask.shape[1] + max_new_tokens
+    fits = _padded_len(cfg, p, pad_to, rest) == bucket_len(p, pad_to)  # within a position cap
+    prefix = prefix_cache(cfg, params, prefix, pad_to=pad_to if fits else None)
   stops = tuple(cfg.eos_ids if stop_ids is None else stop_ids) or (-1,)
   key = jax.random.key(0) if key is None else key
-  return _generate_after(cfg, params, prefix, jnp.asarray(suffix_ids, jnp.int32),
-                         jnp.asarray(suffix_mask), key, jnp.float32(temperature),
-                         jnp.float32(top_p), jnp.asarray(stops, jnp.int32),
-                         max_new_tokens=max_new_tokens)
+  b, t = suffix_mask.shape
+  b_to = bucket_len(b, batch_to)
+  t_to = _padded_len(cfg, t, pad_to, prefix.k.shape[2] + max_new_tokens)
+  suffix_ids, suffix_mask = pad_batch(suffix_ids, suffix_mask, b_to, t_to, cfg.pad_id or 0)
+  out = _generate_after(cfg, params, prefix, jnp.asarray(suffix_ids, jnp.int32),
+                        jnp.asarray(suffix_mask), key, jnp.float32(temperature),
+                        jnp.float32(top_p), jnp.asarray(stops, jnp.int32),
+                        max_new_tokens=max_new_tokens)
+  return _rows(out, b)
 
 
 def _parser() -> argparse.ArgumentParser:

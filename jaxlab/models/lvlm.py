@@ -219,21 +219,40 @@ def _intervention(cfg: LVLMConfig, params: dict, ids: Array, pixels: Array):
 
 def generate(cfg: LVLMConfig, params: dict, ids, mask, pixels, *, max_new_tokens: int,
              key: Array | None = None, temperature: float = 0.0, top_p: float = 1.0,
-             stop_ids: Sequence[int] | None = None) -> gen.Generation:
+             stop_ids: Sequence[int] | None = None, pad_to: int | None = gen.PAD_TO,
+             batch_to: int | None = None) -> gen.Generation:
   """Batched generation with the decoder's KV cache (greedy when ``temperature == 0``).
 
   The image tokens are spliced at prefill only; decode steps embed the new text tokens.
+  Shape buckets as ``jaxlab.models.generate.generate``: the prompts are left-padded (masked
+  slots) to a multiple of ``pad_to`` and the batch grown to a multiple of ``batch_to`` rows
+  (copies of the last row, with its images; dropped from the result) before the image
+  splice, so batches of nearby lengths share the compiled splice and generation programs.
+  ``pad_to=None`` / ``batch_to=None``: the exact shapes.
   Returns ``jaxlab.models.generate.Generation`` (tokens [b, N_new], done, lengths).
   """
-  ids = jnp.asarray(ids, jnp.int32)
+  ids = np.asarray(ids, np.int32)
   n_tok, n_img = int((ids == cfg.image_token_id).sum()), int(np.shape(pixels)[0])
   if n_tok != n_img * cfg.num_image_tokens:  # eager check: inside jit it cannot raise
     raise DataError(f"the prompts hold {n_tok} image tokens but {n_img} images need "
                     f"{n_img * cfg.num_image_tokens}; build prompts with expand_image_tokens.")
-  iv = _intervention(cfg, params, ids, jnp.asarray(pixels, jnp.float32))
-  return gen.generate(cfg.text, params["decoder"], ids, mask, max_new_tokens=max_new_tokens,
-                      key=key, temperature=temperature, top_p=top_p, stop_ids=stop_ids,
-                      intervene=iv)
+  b, t = ids.shape
+  b_to = gen.bucket_len(b, batch_to)
+  t_to = gen._padded_len(cfg.text, t, pad_to, max_new_tokens)
+  pad_id = cfg.text.pad_id or 0
+  if pad_id == cfg.image_token_id:  # a pad slot must not count as an image token
+    pad_id = 0 if cfg.image_token_id else 1
+  ids, mask = gen.pad_batch(ids, mask, b_to, t_to, pad_id)
+  if b_to > b:  # the copied last row needs its images again, in row-major order
+    last = int((ids[b - 1] == cfg.image_token_id).sum()) // cfg.num_image_tokens
+    if last:
+      extra = jnp.tile(jnp.asarray(pixels)[n_img - last:], (b_to - b, 1, 1, 1))
+      pixels = jnp.concatenate([jnp.asarray(pixels), extra])
+  iv = _intervention(cfg, params, jnp.asarray(ids), jnp.asarray(pixels, jnp.float32))
+  out = gen.generate(cfg.text, params["decoder"], ids, mask, max_new_tokens=max_new_tokens,
+                     key=key, temperature=temperature, top_p=top_p, stop_ids=stop_ids,
+                     intervene=iv, pad_to=None)
+  return gen._rows(out, b)
 
 
 def expand_image_tokens(ids: Sequence[int], image_token_id: int, n: int) -> list[int]:

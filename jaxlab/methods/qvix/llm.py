@@ -106,7 +106,8 @@ def _reusable_prefix(stored: dict, rows: list, n_min: int):
 
 
 def decoder_llm(cfg, params, tok, decoding: Decoding = Decoding(), *,
-                min_prefix: int | None = 32, max_prefixes: int = 4) -> Callable:
+                min_prefix: int | None = 32, max_prefixes: int = 4, pad_to: int | None = 32,
+                batch_to: int | None = None) -> Callable:
   """A ``generate_fn`` over a jaxlab decoder (e.g. SmolLM2): batched, left-padded, greedy.
 
   A str prompt is one user message; a message list (few-shot chat turns) is rendered whole
@@ -118,6 +119,14 @@ def decoder_llm(cfg, params, tok, decoding: Decoding = Decoding(), *,
   the caches of the last ``max_prefixes`` distinct prefixes are kept and reused by later
   batches whose rows all start with one. Same replies as the plain path (up to float rounding);
   ``min_prefix=None`` always takes the plain path.
+
+  Shape buckets (fewer compiles, same replies): prompts, suffixes and shared prefixes are
+  left-padded with masked slots to a multiple of ``pad_to`` tokens (``generate``'s option,
+  ``prefix_cache(pad_to=)``), so batches (and templates) whose lengths or common prefixes
+  differ by a few tokens share one compiled program; ``pad_to=None``: the exact shapes.
+  ``batch_to=k`` also grows a short (last) batch to a multiple of k rows (copies of the last
+  row, dropped); off by default: on a 2-core CPU padding a last batch of 3 to 8 cost more
+  (+10 s) than the compile it saves (~4 s), see docs/qvix.md.
   """
   import jax  # noqa: PLC0415
 
@@ -133,7 +142,7 @@ def decoder_llm(cfg, params, tok, decoding: Decoding = Decoding(), *,
       if n < min_prefix:
         return None, 0
       hit = tuple(int(x) for x in rows[0][:n])
-      prefixes[hit] = gen.prefix_cache(cfg, params, np.asarray(hit, np.int32))
+      prefixes[hit] = gen.prefix_cache(cfg, params, np.asarray(hit, np.int32), pad_to)
       while len(prefixes) > max_prefixes:
         prefixes.pop(next(iter(prefixes)))
     return prefixes[hit], len(hit)
@@ -147,7 +156,8 @@ def decoder_llm(cfg, params, tok, decoding: Decoding = Decoding(), *,
              if isinstance(p, str) else tok.chat(p) for p in prompts]
     ids, mask = tok.batch(texts, special=not chat)
     kw = dict(max_new_tokens=decoding.max_new_tokens, temperature=decoding.temperature,
-              key=jax.random.key(0), stop_ids=tok.eos_ids or cfg.eos_ids)
+              key=jax.random.key(0), stop_ids=tok.eos_ids or cfg.eos_ids, pad_to=pad_to,
+              batch_to=batch_to)
     rows = [r[m.astype(bool)] for r, m in zip(np.asarray(ids), np.asarray(mask))]
     cache, n = (None, 0) if min_prefix is None else prefix_for(rows)
     if cache is None:
