@@ -57,10 +57,11 @@ def bench_jax(ds, parts, lab, groups, reps, engine="vmap"):
   return bench.time_call(one_round, reps=reps)
 
 
-def bench_torch(ds, parts, lab, reps):
+def bench_torch(ds, parts, lab, reps, threads=0):
   import torch
   from torch import nn
-  torch.set_num_threads(1)   # 2 threads thrash on the shared 2-core machine
+  if threads:   # 0: PyTorch's default (all cores), what a user gets
+    torch.set_num_threads(threads)
   F = nn.functional
 
   def backbone():
@@ -157,6 +158,9 @@ def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--groups", type=int, default=3)
   ap.add_argument("--reps", type=int, default=3)
+  ap.add_argument("--torch-threads", type=int, default=0,
+                  help="PyTorch intra-op threads (default 0: PyTorch's own default, all cores; "
+                       "1 was hard-coded before 2026-12-06)")
   ap.add_argument("--engine", default="stepped", choices=("vmap", "stepped"),
                   help="stepped: one client per CPU device (2 devices), fastest for convs on CPU")
   args = ap.parse_args()
@@ -167,12 +171,14 @@ def main():
   print(f"jaxlab {args.engine} Twin-sight: {tj['steady_s']:.3f} s/round"
         f" (first call incl. compile {tj['compile_s']:.3f} s)")
   try:
-    tt = bench_torch(ds, parts, lab, args.reps)
+    tt = bench_torch(ds, parts, lab, args.reps, args.torch_threads)
   except ImportError:
     print("torch not installed: no ratio")
     rec.finish()
     return
-  print(f"PyTorch sequential twin clients: {tt['steady_s']:.3f} s/round")
+  import torch
+  print(f"PyTorch sequential twin clients ({torch.get_num_threads()} threads):"
+        f" {tt['steady_s']:.3f} s/round")
   print(f"speed-up (torch / jaxlab): {tt['steady_s'] / tj['steady_s']:.2f}x")
   rec.row(f"Twin-sight round, 10 clients, {args.engine} vs torch loop", jaxlab_s=tj["steady_s"],
           baseline_s=tt["steady_s"], compile_s=tj["compile_s"], goal=1.5)
