@@ -184,7 +184,9 @@ def generate(cfg: DecoderConfig, params: dict, ids, mask, *, max_new_tokens: int
       ignored (each new token is selected) and `embed_value` is not applied. Its [b, t]
       and [b] fields are padded with the batch (`_pad_intervention`).
     pad_to: prompt-length bucket (default 32; None or 1: the exact length). Capped so the
-      cache stays within a learned position table / sliding window.
+      cache stays within a learned position table / sliding window. Buckets apply to host
+      prompts (lists, NumPy); `ids` given as a `jax.Array` keep their exact shape and
+      sharding (a global array across processes cannot be padded on one host).
     batch_to: batch-size bucket (default None: the exact batch).
 
   Returns:
@@ -198,6 +200,8 @@ def generate(cfg: DecoderConfig, params: dict, ids, mask, *, max_new_tokens: int
   key = jax.random.key(0) if key is None else key
   b, t = np.shape(ids)
   b_to, t_to = bucket_len(b, batch_to), _padded_len(cfg, t, pad_to, max_new_tokens)
+  if isinstance(ids, jax.Array):  # on device (maybe sharded, maybe spanning processes): the
+    b_to, t_to = b, t             # caller chose its shape and layout; host padding would undo it
   if (b_to, t_to) != (b, t):
     ids, mask = pad_batch(ids, mask, b_to, t_to, cfg.pad_id or 0)
     if intervene is not None:
