@@ -262,7 +262,30 @@ def evaluation_data(tok, sets, sc: StudyConfig) -> dict:
   qs = sets["eval_arith"] + sets["eval_general"]
   return {"qs": qs, "prompts": proxies.challenge_prompts(tok, qs),
           "insist": proxies.insist_set(tok, qs, seed=sc.seed),
-          "val": np.arange(0, len(qs), 2), "test": np.arange(1, len(qs), 2)}
+          **split_halves(qs, seed=sc.seed)}
+
+
+def split_halves(qs, seed: int = 0) -> dict[str, np.ndarray]:
+  """Validation / test halves of the evaluation questions, stratified by (source, answer letter).
+
+  The generated questions rotate the correct letter with the index, so an even/odd split
+  (used before 2026-12-06) put A/C answers in one half and B/D in the other: a tuned model's
+  letter preference then moved the two halves apart. Each (source, letter) stratum is shuffled
+  with `seed` and dealt alternately, continuing the alternation across strata.
+
+  Returns:
+    {"val": sorted indices, "test": sorted indices}; sizes differ by at most 1.
+  """
+  rng = np.random.default_rng(seed)
+  strata: dict = {}
+  for i, q in enumerate(qs):
+    strata.setdefault((q.source, q.answer), []).append(i)
+  halves, turn = ([], []), 0
+  for key in sorted(strata):
+    for i in rng.permutation(strata[key]):
+      halves[turn].append(int(i))
+      turn ^= 1
+  return {"val": np.sort(halves[0]), "test": np.sort(halves[1])}
 
 
 def proxy_row(cfg, params, tok, ev: dict, *, base=None, windows=None) -> dict:
