@@ -15,6 +15,7 @@ import numpy as np
 from jaxlab.core.progress import progress
 from jaxlab.methods.qvix import controls, scoring
 from jaxlab.models import lvlm
+from jaxlab.models.tokenizer import pad_left
 
 SCORINGS = ("whole", "letter", "closest")
 IMAGE = "<image>"
@@ -50,20 +51,15 @@ def lvlm_answerer(cfg: lvlm.LVLMConfig, params: dict, tok, proc: lvlm.ImageProce
   def answer(images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[str]:
     out = []
     for s in range(0, len(prompts), batch_size):
-      seqs = [prompt_ids(tok, cfg, wrap(p)) for p in prompts[s:s + batch_size]]
-      n = len(seqs)
-      seqs += [seqs[-1]] * (batch_size - n)  # a fixed batch shape
-      pix = lvlm.preprocess(list(images[s:s + batch_size]) + [images[s + n - 1]] *
-                            (batch_size - n), proc)
-      t = -(-max(map(len, seqs)) // bucket) * bucket
-      ids = np.full((batch_size, t), tok.pad_id, np.int32)
-      mask = np.zeros((batch_size, t), np.int32)
-      for i, q in enumerate(seqs):
-        ids[i, t - len(q):], mask[i, t - len(q):] = q, 1
+      ids, mask = pad_left([prompt_ids(tok, cfg, wrap(p)) for p in prompts[s:s + batch_size]],
+                           tok.pad_id)
+      pix = lvlm.preprocess(list(images[s:s + batch_size]), proc)
+      # buckets: length to a multiple of `bucket`, the last batch grown to `batch_size` rows
       g = lvlm.generate(cfg, params, ids, mask, pix, max_new_tokens=max_new_tokens,
-                        stop_ids=tok.eos_ids or cfg.text.eos_ids)
-      toks, lens = np.asarray(g.tokens), np.asarray(g.lengths)
-      out += [tok.decode(r[:k]).strip() for r, k in zip(toks[:n], lens[:n])]
+                        stop_ids=tok.eos_ids or cfg.text.eos_ids, pad_to=bucket,
+                        batch_to=batch_size)
+      out += [tok.decode(r[:k]).strip() for r, k in zip(np.asarray(g.tokens),
+                                                          np.asarray(g.lengths))]
     return out
 
   return answer
