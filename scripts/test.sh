@@ -5,4 +5,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export JAXLAB_NO_PROGRESS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 workers=${JAXLAB_TEST_WORKERS:-2}
-exec .venv/bin/python -m pytest tests -q -n "$workers" --dist loadfile --timeout 900 "$@"
+# --max-worker-restart 0: a worker that dies (segfault, OOM) fails the run at once; replacing it
+# under --dist loadfile can hang pytest-xdist 3.8 until the CI limit (xdist issue #784).
+# --timeout-method thread: a test stuck inside C code (a collective, a subprocess wait) is still
+# stopped, with every thread's stack printed.
+exec .venv/bin/python -m pytest tests -q -n "$workers" --dist loadfile --max-worker-restart 0 \
+  --timeout 900 --timeout-method thread "$@"

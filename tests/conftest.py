@@ -1,21 +1,27 @@
-"""Test set-up: 8 fake CPU devices before any backend initialises, and a
-persistent compilation cache shared by the test processes of one run (the suite
-is compile-bound on CPU)."""
+"""Test set-up: 8 fake CPU devices before any backend initialises.
+
+The persistent XLA compilation cache is off by default. On this jaxlib (0.10.2, CPU) reading a
+cached executable back can crash the process (`Fatal Python error: Segmentation fault` inside
+`compilation_cache.get_executable_and_time`), seen twice in full runs; under
+`--dist loadfile` a crashed xdist worker then hangs the whole run. Set
+`JAXLAB_TEST_COMPILE_CACHE=<dir>` to opt in for faster local reruns. The inherited
+`JAX_COMPILATION_CACHE_DIR` is dropped so that the test processes and the subprocesses they start
+do not read a cache by accident.
+"""
 
 import os
-import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("JAXLAB_NO_PROGRESS", "1")
-_cache = os.environ.setdefault(
-  "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "jaxlab-test-jax-cache")
-)
+os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+_cache = os.environ.get("JAXLAB_TEST_COMPILE_CACHE")
 
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_threefry_partitionable", True)
-jax.config.update("jax_compilation_cache_dir", _cache)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+if _cache:
+  jax.config.update("jax_compilation_cache_dir", _cache)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
