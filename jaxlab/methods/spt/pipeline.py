@@ -5,6 +5,8 @@ at the stage it was in (tuning arms are short; they restart from step 0).
 """
 
 import dataclasses
+import hashlib
+import json
 import pathlib
 from typing import Any
 
@@ -44,6 +46,11 @@ class StudyConfig:
     neutral_openers: insist replies open without apologising (default; the
       released apologetic openers with False).
     steps, batch_size, weight_decay: tuning.
+    ckpt_every: orbax checkpoint period (steps) of each arm's lane chunk, under
+      ``out_dir/arms/<arm>/<chunk>-<hash>/`` (0: none). A run killed mid-arm resumes from
+      the last one; a chunk whose proxies are saved (``rows.json``) only restores its final
+      parameters. The hash covers the lanes and the tuning settings, so a changed grid
+      starts fresh instead of restoring the wrong lanes.
     n_eval: arithmetic evaluation questions (plus up to 40 general ones); the
       proxies split them into a validation half (picks the lr) and a test half.
     generate: also decode the challenge protocol (Confidence / Truthfulness) for
@@ -76,6 +83,7 @@ class StudyConfig:
   steps: int = 150
   batch_size: int = 8
   weight_decay: float = 0.1
+  ckpt_every: int = 25
   n_eval: int = 150
   generate: bool = True
   gen_new: tuple[int, int] = (24, 8)
@@ -101,7 +109,6 @@ class _Stages:
   def __call__(self, name: str, fn) -> dict:
     path = self.dir / f"{name}.json"
     if path.exists():
-      import json  # pylint: disable=import-outside-toplevel
       out = json.loads(path.read_text())
     else:
       self.bar.set_postfix(stage=name)
@@ -317,24 +324,41 @@ def _summarize_lanes(lanes, rows, ev) -> dict:
           "kl": tevaluate.mean_ci([r["kl"] for r in rs])}
 
 
+def _chunk_dir(out_dir, name: str, c: int, chunk, tc) -> pathlib.Path:
+  """Checkpoint folder of one lane chunk, named by a hash of what it trains."""
+  key = json.dumps([[float(ln.lr), int(ln.seed), [[int(x) for x in h] for h in (ln.heads or ())]] for ln in chunk]
+                   + [tc.steps, tc.batch_size, tc.weight_decay, tc.target_len])
+  return (pathlib.Path(out_dir) / "arms" / name
+          / f"{c}-{hashlib.sha256(key.encode()).hexdigest()[:8]}")
+
+
 def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict:
   cfg, params, tok = model
   arm, lanes = _arm_lanes(sc, name, cfg, heads)
   tc = loop.TrainConfig(steps=sc.steps, batch_size=sc.batch_size, weight_decay=sc.weight_decay,
-                        target_len=data["target_len"])
+                        target_len=data["target_len"], ckpt_every=sc.ckpt_every)
   arrays = {k: v for k, v in data.items() if k != "target_len"}
   rows, losses, best_params = [], [], {}
   info = {}
   for c in range(0, len(lanes), sc.lane_chunk):
     chunk = lanes[c:c + sc.lane_chunk]
-    res = loop.sweep(cfg, params, arm, arrays, chunk, tc, desc=f"tune {name} {c // sc.lane_chunk}")
+    where = _chunk_dir(out_dir, name, c // sc.lane_chunk, chunk, tc) if sc.ckpt_every else None
+    res = loop.sweep(cfg, params, arm, arrays, chunk, tc, out_dir=where,
+                     desc=f"tune {name} {c // sc.lane_chunk}")
     info = {"trainable": res.trainable, "start_layer": res.start_layer}
+    done = where / "rows.json" if where is not None else None
+    saved = json.loads(done.read_text()) if done is not None and done.exists() else None
     for i, ln in enumerate(chunk):
       tuned = res.params_of(i)
-      rows.append(proxy_row(cfg, tuned, tok, ev, base=params, windows=windows))
+      if saved is None:
+        rows.append(proxy_row(cfg, tuned, tok, ev, base=params, windows=windows))
       losses.append([float(res.losses[i, 0]), float(res.losses[i, -1])])
       if ln.seed == 0:
         best_params[ln.lr] = jax.device_get(tuned)
+    if saved is not None:
+      rows.extend(saved)
+    elif done is not None:
+      core_metrics.write_json(done, rows[-len(chunk):])
     del res
   out = {**info, **_summarize_lanes(lanes, rows, ev),
          "loss_first_last": losses, "lanes": [[ln.lr, ln.seed] for ln in lanes]}
