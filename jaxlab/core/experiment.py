@@ -55,6 +55,26 @@ def prepare_out_dir(out_dir: pathlib.Path, saved: dict[str, Any], resume: bool) 
   out_dir.mkdir(parents=True, exist_ok=True)
 
 
+def undo_empty_start(out_dir: pathlib.Path) -> bool:
+  """Removes a run directory that a failed start left holding only its config.
+
+  A run that fails before it writes anything (a bad partition, a missing asset) should not
+  leave a ``config.json`` behind, or the same command then refuses with "already holds a run".
+  Deletes ``config.json`` and any empty files and empty folders, and the directory itself if it
+  ends empty; leaves everything untouched (and returns False) if any file holds data.
+  """
+  out_dir = pathlib.Path(out_dir)
+  if not out_dir.is_dir():
+    return False
+  entries = sorted(out_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True)
+  if any(p.is_file() and p.name != "config.json" and p.stat().st_size for p in entries):
+    return False
+  for p in entries:
+    p.unlink() if p.is_file() or p.is_symlink() else p.rmdir()
+  out_dir.rmdir()
+  return True
+
+
 def run(
   name: str,
   *,
@@ -67,10 +87,16 @@ def run(
   mod, cfg = resolve_config(name, smoke, overrides)
   out_dir = pathlib.Path(out_dir) if out_dir else default_out(name, smoke)
   saved = {"experiment": name, "smoke": smoke, "config": config_lib.to_dict(cfg)}
+  fresh = not out_dir.exists() or not any(out_dir.iterdir())
   prepare_out_dir(out_dir, saved, resume)
   write_json(out_dir / "config.json", saved)
   t0 = time.perf_counter()
-  result = dict(mod.run(cfg, out_dir) or {})
+  try:
+    result = dict(mod.run(cfg, out_dir) or {})
+  except BaseException:
+    if fresh and jax.process_index() == 0:   # the lead wrote config.json; only it cleans up
+      undo_empty_start(out_dir)
+    raise
   result.update(
     experiment=name,
     smoke=smoke,
