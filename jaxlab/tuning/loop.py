@@ -28,6 +28,8 @@ References:
 
 import dataclasses
 import functools
+import hashlib
+import json
 import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -39,6 +41,7 @@ import optax
 
 from jaxlab.core.checkpoint import Checkpointer
 from jaxlab.core.errors import ConfigError
+from jaxlab.core.metrics import write_json
 from jaxlab.core.state import TrainState
 from jaxlab.core.train import all_finite, fit
 from jaxlab.data import BatchIterator
@@ -340,3 +343,67 @@ def train(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict, *, lr: f
   return res.params_of(0), {"trainable": res.trainable, "first_loss": float(res.losses[0, 0]),
                             "final_loss": float(res.losses[0, -1]),
                             "start_layer": res.start_layer}
+
+
+class ChunkedSweep(NamedTuple):
+  """``sweep_chunked``'s result: per-lane evaluation rows, losses and kept parameters."""
+
+  rows: list[dict]          # evaluate(params) of every lane, in lane order
+  losses: np.ndarray        # [lanes, steps]
+  trainable: int
+  start_layer: int
+  kept: dict[int, dict]     # lane index -> host params, for the lanes ``keep`` chose
+
+
+def chunk_dir(root: pathlib.Path | str, index: int, lanes: Sequence[Lane],
+              tc: TrainConfig) -> pathlib.Path:
+  """``root/<index>-<hash>``: the hash covers the lanes (lr, seed, heads), the steps, batch,
+  weight decay and target length, so a changed grid or step count starts a fresh folder
+  instead of restoring the wrong lanes."""
+  key = json.dumps([[float(ln.lr), int(ln.seed), [[int(x) for x in h] for h in (ln.heads or ())]]
+                    for ln in lanes] + [tc.steps, tc.batch_size, tc.weight_decay, tc.target_len])
+  return pathlib.Path(root) / f"{index}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+
+def sweep_chunked(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict,
+                  lanes: Sequence[Lane], tc: TrainConfig, *,
+                  evaluate: Callable[[dict], dict], lane_chunk: int = 0,
+                  out_dir: pathlib.Path | str | None = None,
+                  keep: Callable[[int, Lane], bool] = lambda i, lane: False,
+                  desc: str | None = None) -> ChunkedSweep:
+  """``sweep`` over ``lane_chunk`` lanes at a time (memory), resumable inside an arm.
+
+  Args:
+    evaluate: tuned params -> a JSON-able dict of numbers (one row per lane).
+    lane_chunk: lanes per vmapped program (0: all in one).
+    out_dir: with ``tc.ckpt_every``, each chunk trains under ``chunk_dir(out_dir, c, ...)``
+      with orbax checkpoints and saves its rows to ``rows.json``; a rerun restores a finished
+      chunk's last step (no training) and its rows (no evaluation), and resumes an
+      unfinished chunk from its last checkpoint.
+    keep: which lanes' tuned params to return (host copies), e.g. seed 0 of every lr.
+  """
+  if not lanes:
+    raise ConfigError("sweep needs at least one Lane(lr, seed).")
+  size = lane_chunk if lane_chunk > 0 else len(lanes)
+  rows, losses, kept, info = [], [], {}, (0, 0)
+  for c, start in enumerate(range(0, len(lanes), size)):
+    chunk = lanes[start:start + size]
+    where = chunk_dir(out_dir, c, chunk, tc) if out_dir is not None and tc.ckpt_every else None
+    name = f"{desc or 'tune ' + arm.name} {c}" if len(lanes) > size else desc
+    res = sweep(cfg, base, arm, data, chunk, tc, out_dir=where, desc=name)
+    info = (res.trainable, res.start_layer)
+    done = where / "rows.json" if where is not None else None
+    saved = json.loads(done.read_text()) if done is not None and done.exists() else None
+    fresh = []
+    for i, ln in enumerate(chunk):
+      tuned = res.params_of(i)
+      if saved is None:
+        fresh.append(evaluate(tuned))
+      if keep(start + i, ln):
+        kept[start + i] = jax.device_get(tuned)
+    if saved is None and done is not None:
+      write_json(done, fresh)
+    rows.extend(saved if saved is not None else fresh)
+    losses.append(res.losses)
+    del res
+  return ChunkedSweep(rows, np.concatenate(losses), info[0], info[1], kept)

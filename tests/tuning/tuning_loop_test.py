@@ -173,3 +173,33 @@ def test_nan_lane_names_its_lr_and_nothing_is_written(setup, tmp_path, monkeypat
     loop.sweep(cfg, params, loop.Arm(name="h", heads=HEADS), data, lanes, tc)
   assert "lr=0.01" not in str(e.value)
   assert not list(tmp_path.iterdir())  # out_dir=None: no metrics file, no checkpoints
+
+
+def test_chunked_sweep_equals_one_program_and_a_rerun_neither_trains_nor_evaluates(
+    setup, tmp_path):
+  cfg, params, data = setup
+  tc = loop.TrainConfig(steps=2, batch_size=B, weight_decay=WD, target_len=4, ckpt_every=1)
+  arm = loop.Arm(name="h", heads=HEADS)
+  lanes = [loop.Lane(1e-2, 0), loop.Lane(3e-2, 0), loop.Lane(1e-2, 1)]
+  whole = loop.sweep(cfg, params, arm, data, lanes, tc)
+  evals = []
+
+  def evaluate(p):   # a number that depends on every tuned head slice
+    evals.append(1)
+    return {"wq": float(np.asarray(p["layers"]["wq"], np.float64).sum())}
+
+  run = lambda: loop.sweep_chunked(cfg, params, arm, data, lanes, tc, evaluate=evaluate,  # noqa
+                                   lane_chunk=2, out_dir=tmp_path, keep=lambda i, ln: i != 1)
+  got = run()
+  assert len(evals) == 3 and sorted(got.kept) == [0, 2]
+  assert sorted(p.name[:2] for p in tmp_path.iterdir()) == ["0-", "1-"]   # 2 + 1 lanes
+  np.testing.assert_allclose(got.losses, whole.losses, **TOL)
+  for i in (0, 2):
+    for a, b in zip(jax.tree.leaves(got.kept[i]), jax.tree.leaves(whole.params_of(i))):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), **TOL)
+  want = [float(np.asarray(whole.params_of(i)["layers"]["wq"], np.float64).sum())
+          for i in range(3)]
+  np.testing.assert_allclose([r["wq"] for r in got.rows], want, rtol=1e-6)
+  again = run()                     # everything restored: no evaluation, same rows and losses
+  assert len(evals) == 3 and again.rows == got.rows
+  np.testing.assert_array_equal(again.losses, got.losses)

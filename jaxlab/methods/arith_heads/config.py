@@ -24,6 +24,10 @@ class Config:
       each swept over ``tune_seeds`` seeds in one vmapped program.
     tune_target_len: supervised tail positions (answer digits fit in it).
     tune_mlps: MLP layers added by the "heads_mlp" arm.
+    tune_lane_chunk: lanes per vmapped program (0: a whole arm in one; full-FT lanes carry
+      the model and two AdamW moments each, so keep this small on a 24 GB machine).
+    tune_ckpt_every: checkpoint period (steps) inside an arm, so a killed run resumes there
+      (0: none; the finished arms are cached either way).
     kl_passages, kl_length: held-out text for KL / NLL.
     repatch: re-run the patching map after pinpoint tuning.
   """
@@ -61,6 +65,8 @@ class Config:
   lr_lora: tuple[float, ...] = (3e-4, 1e-3)
   weight_decay: float = 0.1
   tune_mlps: int = 1
+  tune_lane_chunk: int = 3
+  tune_ckpt_every: int = 25
   kl_passages: int = 64
   kl_length: int = 128
   repatch: bool = True

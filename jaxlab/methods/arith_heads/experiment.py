@@ -57,7 +57,7 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     cached = stages.get("tuning") or {}
     tuned = tune.tuning_stage(cfg, params, tok, ranked, np.asarray(patch["mlp_scores"]),
                               patch_set, config, writer=writer, cached=cached,
-                              save=lambda r: stages.put("tuning", r))
+                              save=lambda r: stages.put("tuning", r), out_dir=out_dir)
     tuned = stages.put("tuning", tuned)
     _verdict(out_dir, tuned)
   write_json(out_dir / "head_scores.json", {"head_scores": ranked,

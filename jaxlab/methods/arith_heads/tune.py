@@ -6,6 +6,7 @@ arithmetic with multi-digit operands and the four operators; held-out items are
 split into a validation half (picks each arm's lr) and a test half (reported).
 """
 
+import pathlib
 import time
 
 import numpy as np
@@ -108,8 +109,13 @@ def _best(arm: loop.Arm, lanes, rows: list[dict]) -> dict:
 
 
 def tuning_stage(cfg, params, tok, ranked, mlp_scores, pair_set, config: Config,
-                 writer=None, cached: dict | None = None, save=None) -> dict:
-  """Runs every arm's sweep (resuming from ``cached`` arm results); per-arm numbers."""
+                 writer=None, cached: dict | None = None, save=None, out_dir=None) -> dict:
+  """Runs every arm's sweep (resuming from ``cached`` arm results); per-arm numbers.
+
+  With ``out_dir`` each arm trains ``tune_lane_chunk`` lanes at a time under
+  ``out_dir/arms/<arm>/`` with checkpoints every ``tune_ckpt_every`` steps, so a run killed
+  inside an arm resumes there (``tuning.loop.sweep_chunked``).
+  """
   train, test = tune_data(tok, config)
   ev = Evaluator(cfg, params, tok, config, test)
   results = dict(cached or {})
@@ -118,19 +124,25 @@ def tuning_stage(cfg, params, tok, ranked, mlp_scores, pair_set, config: Config,
     results["base"] = dict(b, trainable=0, target_acc_ci=evaluate.mean_ci(b["target_hits"]))
   specs, top = arm_specs(cfg, ranked, mlp_scores, config)
   tc = loop.TrainConfig(steps=config.tune_steps, batch_size=config.tune_batch,
-                        weight_decay=config.weight_decay, target_len=config.tune_target_len)
+                        weight_decay=config.weight_decay, target_len=config.tune_target_len,
+                        ckpt_every=config.tune_ckpt_every)
   for arm, lanes in specs:
     if arm.name in results:
       continue
     t0 = time.perf_counter()
-    res = loop.sweep(cfg, params, arm, train, lanes, tc)
-    rows = [ev(res.params_of(i)) for i in range(len(lanes))]
+    repatch = arm.name == "heads" and config.repatch
+    first_of_lr = {ln.lr: i for i, ln in reversed(list(enumerate(lanes)))}
+    res = loop.sweep_chunked(
+      cfg, params, arm, train, lanes, tc, evaluate=ev, lane_chunk=config.tune_lane_chunk,
+      out_dir=None if out_dir is None else pathlib.Path(out_dir) / "arms" / arm.name,
+      keep=lambda i, ln: repatch and first_of_lr[ln.lr] == i, desc=f"tune {arm.name}")
+    rows = res.rows
     out = dict(_best(arm, lanes, rows), trainable=res.trainable, start_layer=res.start_layer,
                first_loss=float(res.losses[:, 0].mean()),
                final_loss=float(res.losses[:, -1].mean()), seconds=time.perf_counter() - t0)
-    if arm.name == "heads" and config.repatch:
-      best = [i for i, ln in enumerate(lanes) if ln.lr == out["best_lr"]][0]
-      out["repatch"] = _repatch(cfg, res.params_of(best), pair_set, top, ranked, config)
+    if repatch:
+      best = first_of_lr[out["best_lr"]]
+      out["repatch"] = _repatch(cfg, res.kept[best], pair_set, top, ranked, config)
     results[arm.name] = out
     if writer is not None:
       writer.write(len(results), {"arm": arm.name, "best_lr": out["best_lr"],

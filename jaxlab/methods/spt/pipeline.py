@@ -5,7 +5,6 @@ at the stage it was in (tuning arms are short; they restart from step 0).
 """
 
 import dataclasses
-import hashlib
 import json
 import pathlib
 from typing import Any
@@ -324,42 +323,21 @@ def _summarize_lanes(lanes, rows, ev) -> dict:
           "kl": tevaluate.mean_ci([r["kl"] for r in rs])}
 
 
-def _chunk_dir(out_dir, name: str, c: int, chunk, tc) -> pathlib.Path:
-  """Checkpoint folder of one lane chunk, named by a hash of what it trains."""
-  key = json.dumps([[float(ln.lr), int(ln.seed), [[int(x) for x in h] for h in (ln.heads or ())]] for ln in chunk]
-                   + [tc.steps, tc.batch_size, tc.weight_decay, tc.target_len])
-  return (pathlib.Path(out_dir) / "arms" / name
-          / f"{c}-{hashlib.sha256(key.encode()).hexdigest()[:8]}")
-
-
 def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict:
   cfg, params, tok = model
   arm, lanes = _arm_lanes(sc, name, cfg, heads)
   tc = loop.TrainConfig(steps=sc.steps, batch_size=sc.batch_size, weight_decay=sc.weight_decay,
                         target_len=data["target_len"], ckpt_every=sc.ckpt_every)
   arrays = {k: v for k, v in data.items() if k != "target_len"}
-  rows, losses, best_params = [], [], {}
-  info = {}
-  for c in range(0, len(lanes), sc.lane_chunk):
-    chunk = lanes[c:c + sc.lane_chunk]
-    where = _chunk_dir(out_dir, name, c // sc.lane_chunk, chunk, tc) if sc.ckpt_every else None
-    res = loop.sweep(cfg, params, arm, arrays, chunk, tc, out_dir=where,
-                     desc=f"tune {name} {c // sc.lane_chunk}")
-    info = {"trainable": res.trainable, "start_layer": res.start_layer}
-    done = where / "rows.json" if where is not None else None
-    saved = json.loads(done.read_text()) if done is not None and done.exists() else None
-    for i, ln in enumerate(chunk):
-      tuned = res.params_of(i)
-      if saved is None:
-        rows.append(proxy_row(cfg, tuned, tok, ev, base=params, windows=windows))
-      losses.append([float(res.losses[i, 0]), float(res.losses[i, -1])])
-      if ln.seed == 0:
-        best_params[ln.lr] = jax.device_get(tuned)
-    if saved is not None:
-      rows.extend(saved)
-    elif done is not None:
-      core_metrics.write_json(done, rows[-len(chunk):])
-    del res
+  res = loop.sweep_chunked(
+    cfg, params, arm, arrays, lanes, tc, lane_chunk=sc.lane_chunk,
+    out_dir=pathlib.Path(out_dir) / "arms" / name, desc=f"tune {name}",
+    evaluate=lambda tuned: proxy_row(cfg, tuned, tok, ev, base=params, windows=windows),
+    keep=lambda i, ln: ln.seed == 0)
+  rows = res.rows
+  losses = [[float(l[0]), float(l[-1])] for l in res.losses]
+  best_params = {lanes[i].lr: p for i, p in res.kept.items()}
+  info = {"trainable": res.trainable, "start_layer": res.start_layer}
   out = {**info, **_summarize_lanes(lanes, rows, ev),
          "loss_first_last": losses, "lanes": [[ln.lr, ln.seed] for ln in lanes]}
   tuned = best_params[out["best_lr"]]

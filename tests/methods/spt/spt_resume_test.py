@@ -89,10 +89,9 @@ def test_killed_mid_arm_resumes_to_the_uninterrupted_numbers(tmp_path, monkeypat
 def test_a_changed_lr_grid_does_not_restore_the_old_lanes(tmp_path):
   sc = _config()
   tc = loop.TrainConfig(steps=4, batch_size=4, target_len=8, ckpt_every=2)
-  a = pipeline._chunk_dir(tmp_path, "spt", 0, [loop.Lane(1e-3, 0)], tc)
-  b = pipeline._chunk_dir(tmp_path, "spt", 0, [loop.Lane(3e-3, 0)], tc)
-  c = pipeline._chunk_dir(tmp_path, "spt", 0, [loop.Lane(1e-3, 0)],
-                          dataclasses.replace(tc, steps=8))
-  assert len({a, b, c}) == 3 and a == pipeline._chunk_dir(tmp_path, "spt", 0,
-                                                          [loop.Lane(1e-3, 0)], tc)
+  a = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], tc)
+  b = loop.chunk_dir(tmp_path, 0, [loop.Lane(3e-3, 0)], tc)
+  c = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], dataclasses.replace(tc, steps=8))
+  d = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0, ((14, 1),))], tc)
+  assert len({a, b, c, d}) == 4 and a == loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], tc)
   assert sc.ckpt_every == 2
