@@ -351,7 +351,7 @@ class ChunkedSweep(NamedTuple):
   rows: list[dict]          # evaluate(params) of every lane, in lane order
   losses: np.ndarray        # [lanes, steps]
   trainable: int
-  start_layer: int
+  start_layer: int          # the lowest over the chunks
   kept: dict[int, dict]     # lane index -> host params, for the lanes ``keep`` chose
 
 
@@ -391,7 +391,7 @@ def sweep_chunked(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict,
     where = chunk_dir(out_dir, c, chunk, tc) if out_dir is not None and tc.ckpt_every else None
     name = f"{desc or 'tune ' + arm.name} {c}" if len(lanes) > size else desc
     res = sweep(cfg, base, arm, data, chunk, tc, out_dir=where, desc=name)
-    info = (res.trainable, res.start_layer)
+    info = (res.trainable, min(res.start_layer, info[1]) if start else res.start_layer)
     done = where / "rows.json" if where is not None else None
     saved = json.loads(done.read_text()) if done is not None and done.exists() else None
     fresh = []

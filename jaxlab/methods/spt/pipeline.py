@@ -1,7 +1,8 @@
 """The SPT study on one decoder: localise, knock out, tune arms, evaluate.
 
 Stages are cached as JSON under ``out_dir/stages`` so an interrupted run resumes
-at the stage it was in (tuning arms are short; they restart from step 0).
+at the stage it was in; inside a tuning arm it resumes from the arm's last checkpoint
+(``StudyConfig.ckpt_every``).
 """
 
 import dataclasses
