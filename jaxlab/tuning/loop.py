@@ -385,25 +385,28 @@ def sweep_chunked(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict,
   if not lanes:
     raise ConfigError("sweep needs at least one Lane(lr, seed).")
   size = lane_chunk if lane_chunk > 0 else len(lanes)
-  rows, losses, kept, info = [], [], {}, (0, 0)
+  rows, losses, starts, kept, trainable = [], [], [], {}, 0
   for c, start in enumerate(range(0, len(lanes), size)):
     chunk = lanes[start:start + size]
     where = chunk_dir(out_dir, c, chunk, tc) if out_dir is not None and tc.ckpt_every else None
     name = f"{desc or 'tune ' + arm.name} {c}" if len(lanes) > size else desc
     res = sweep(cfg, base, arm, data, chunk, tc, out_dir=where, desc=name)
-    info = (res.trainable, min(res.start_layer, info[1]) if start else res.start_layer)
+    trainable = res.trainable
+    starts.append(res.start_layer)
+    losses.append(res.losses)
     done = where / "rows.json" if where is not None else None
-    saved = json.loads(done.read_text()) if done is not None and done.exists() else None
+    restored = done is not None and done.exists()   # finished earlier: no evaluation
     fresh = []
-    for i, ln in enumerate(chunk):
+    for i, ln in enumerate(chunk):   # one lane's params at a time (full FT: a model each)
+      if restored and not keep(start + i, ln):
+        continue
       tuned = res.params_of(i)
-      if saved is None:
+      if not restored:
         fresh.append(evaluate(tuned))
       if keep(start + i, ln):
         kept[start + i] = jax.device_get(tuned)
-    if saved is None and done is not None:
+    if done is not None and not restored:
       write_json(done, fresh)
-    rows.extend(saved if saved is not None else fresh)
-    losses.append(res.losses)
+    rows.extend(json.loads(done.read_text()) if restored else fresh)
     del res
-  return ChunkedSweep(rows, np.concatenate(losses), info[0], info[1], kept)
+  return ChunkedSweep(rows, np.concatenate(losses), trainable, min(starts), kept)

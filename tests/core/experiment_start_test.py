@@ -37,7 +37,7 @@ def test_a_failed_run_that_wrote_data_or_a_resumed_run_keeps_everything(tmp_path
   out = tmp_path / "run"
 
   def partial(cfg, out_dir):
-    (out_dir / "metrics.jsonl").write_text('{"step": 1}\\n')
+    (out_dir / "metrics.jsonl").write_text('{"step": 1}\n')
     raise RuntimeError("killed at step 2")
 
   _fake(monkeypatch, partial)

@@ -5,6 +5,8 @@ cross-entropy by hand over ``decoder.apply``, a mask built by loops over the hea
 and AdamW with bias correction and decoupled decay written in numpy.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -203,3 +205,13 @@ def test_chunked_sweep_equals_one_program_and_a_rerun_neither_trains_nor_evaluat
   again = run()                     # everything restored: no evaluation, same rows and losses
   assert len(evals) == 3 and again.rows == got.rows
   np.testing.assert_array_equal(again.losses, got.losses)
+
+
+def test_chunk_dir_changes_with_the_lanes_and_settings(tmp_path):
+  """A changed lr grid, step count or head set never restores the old lanes' checkpoints."""
+  tc = loop.TrainConfig(steps=4, batch_size=4, target_len=8, ckpt_every=2)
+  a = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], tc)
+  b = loop.chunk_dir(tmp_path, 0, [loop.Lane(3e-3, 0)], tc)
+  c = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], dataclasses.replace(tc, steps=8))
+  d = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0, ((14, 1),))], tc)
+  assert len({a, b, c, d}) == 4 and a == loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], tc)

@@ -84,14 +84,3 @@ def test_killed_mid_arm_resumes_to_the_uninterrupted_numbers(tmp_path, monkeypat
   assert resumed["loss_first_last"][1][1] != resumed["loss_first_last"][1][0]
   chunks = sorted(p.name for p in (tmp_path / "cut" / "arms" / "spt").iterdir())
   assert len(chunks) == 2 and chunks[0].startswith("0-") and chunks[1].startswith("1-")
-
-
-def test_a_changed_lr_grid_does_not_restore_the_old_lanes(tmp_path):
-  sc = _config()
-  tc = loop.TrainConfig(steps=4, batch_size=4, target_len=8, ckpt_every=2)
-  a = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], tc)
-  b = loop.chunk_dir(tmp_path, 0, [loop.Lane(3e-3, 0)], tc)
-  c = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], dataclasses.replace(tc, steps=8))
-  d = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0, ((14, 1),))], tc)
-  assert len({a, b, c, d}) == 4 and a == loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], tc)
-  assert sc.ckpt_every == 2
