@@ -128,7 +128,9 @@ def _compile_cache() -> str:
   """Persistent XLA compilation cache for `jaxlab generate`, so a repeat call skips compiling.
 
   Directory: $JAX_COMPILATION_CACHE_DIR, else $JAXLAB_COMPILE_CACHE, else
-  ~/.cache/jaxlab/jax-compile.
+  ~/.cache/jaxlab/jax-compile. XLA:CPU has crashed (segfault) while deserialising a cached
+  program in the test suite (see tests/conftest.py), so `--no-compile-cache` or
+  JAXLAB_COMPILE_CACHE=off switches it off.
   """
   import jax
 
@@ -143,7 +145,8 @@ def _compile_cache() -> str:
 def _cmd_generate(argv: list[str]) -> int:
   from jaxlab.models import generate
 
-  _compile_cache()
+  if "--no-compile-cache" not in argv and os.environ.get("JAXLAB_COMPILE_CACHE") != "off":
+    _compile_cache()
   return generate.cli_main(argv)
 
 

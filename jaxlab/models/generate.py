@@ -379,6 +379,9 @@ def _parser() -> argparse.ArgumentParser:
                       "logits stay float32, the KV cache uses the compute dtype)")
   p.add_argument("--compute-dtype", default=None,
                  help="override the compute dtype alone (e.g. float32 params, bfloat16 compute)")
+  p.add_argument("--no-compile-cache", action="store_true",
+                 help="do not read or write the persistent XLA compilation cache (`jaxlab "
+                      "generate` uses one by default; JAXLAB_COMPILE_CACHE=off does the same)")
   return p
 
 

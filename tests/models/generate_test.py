@@ -144,3 +144,8 @@ def test_cli_generate_reuses_the_persistent_compilation_cache(tmp_path):
     counts.append(sum(len(files) for _, _, files in os.walk(cache)))
   assert counts[0] > 0 and counts[1] == counts[0]
   assert outs[0] == outs[1]
+  env["JAXLAB_COMPILE_CACHE"] = str(tmp_path / "off")  # the switch: nothing written there
+  run = subprocess.run([*cmd, "--no-compile-cache"], env=env, capture_output=True, text=True,
+                       timeout=300)
+  assert run.returncode == 0 and run.stdout == outs[0], run.stderr[-2000:]
+  assert not (tmp_path / "off").exists()
