@@ -93,3 +93,14 @@ def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
     return m, float("nan"), float("nan")
   half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
   return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+
+
+def seed_ci(x) -> tuple[float, float, float]:
+  """Mean and Student-t 95% CI over seeds (few values: 1.96 standard errors would be too
+  narrow); NaNs for fewer than 2 seeds."""
+  from jaxlab.interp import knockout  # noqa: PLC0415 (scipy, only here)
+
+  x = np.asarray(x, np.float64).ravel()
+  if x.size < 2:
+    return (float(x.mean()) if x.size else float("nan")), float("nan"), float("nan")
+  return tuple(float(v) for v in knockout.mean_ci(x))

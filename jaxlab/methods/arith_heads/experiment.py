@@ -76,7 +76,9 @@ def _verdict(out_dir, tuned: dict) -> None:
   for name, v in tuned.items():
     if name == "selected_heads":
       continue
-    arms[name] = {"target": _ci(v.get("target_acc_ci", v["target_acc"])), "kl": _ci(v["kl"])}
+    arms[name] = {"target": _ci(v.get("target_acc_ci", v["target_acc"])), "kl": _ci(v["kl"]),
+                  "per_lr": [(lr, r["kl"], r["target_acc"])
+                             for lr, r in v.get("per_lr", {}).items()]}
   verdict.frontier(out_dir / "verdict.png", arms, target="held-out exact match (multi-digit)",
                    title="arithmetic heads: target vs side effect, best lr per arm")
 
@@ -141,14 +143,19 @@ def report(result: dict) -> str:
       lines.append(f"| {name} {tk[0]} | {v['base_acc_all']:.2f} | {t['acc']:.2f} | "
                    f"{t['random_acc_mean']:.2f} |")
   if result["tuning"]:
-    lines += ["", "| arm | trainable | best lr | target acc held-out [95% CI] | 4-shot acc | "
-              "KL [95% CI over seeds] | probe acc |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| arm | trainable | best lr | target acc held-out [95% CI] | "
+              "over seeds [t-CI] | 4-shot acc | KL [95% CI over seeds] | probe acc |",
+              "|---|---|---|---|---|---|---|---|"]
     for arm, v in result["tuning"].items():
       probe = v.get("probe_acc")
       acc = verdict.triple(_ci(v.get("target_acc_ci", v["target_acc"])))
       kl = verdict.triple(_ci(v["kl"]))
+      sd = verdict.triple(v.get("target_acc_seed_ci") or (float("nan"),) * 3)
+      seeds = (f"{sd[0]:.3f} [{sd[1]:.3f}, {sd[2]:.3f}] (n={v['n_seeds']})"
+               if v.get("n_seeds", 0) > 1 else "-")
       lines.append(f"| {arm} | {v.get('trainable', 0):,} | {v.get('best_lr', '-')} | "
-                   f"{acc[0]:.3f} [{acc[1]:.3f}, {acc[2]:.3f}] | {v['fewshot_acc']:.2f} | "
+                   f"{acc[0]:.3f} [{acc[1]:.3f}, {acc[2]:.3f}] | {seeds} | "
+                   f"{v['fewshot_acc']:.2f} | "
                    f"{kl[0]:.2e} [{kl[1]:.1e}, {kl[2]:.1e}] | "
                    f"{'-' if probe is None else f'{probe:.2f}'} |")
   rp = result["tuning"].get("heads", {}).get("repatch") if result["tuning"] else None

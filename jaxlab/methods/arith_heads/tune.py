@@ -99,8 +99,10 @@ def _best(arm: loop.Arm, lanes, rows: list[dict]) -> dict:
   best_lr = max(by_lr, key=lambda lr: summary[f"{lr:g}"]["val_acc"])
   rs = by_lr[best_lr]
   hits = np.mean([r["target_hits"] for r in rs], 0)  # per-item accuracy over seeds
+  per_seed = [float(r["target_acc"]) for r in rs]
   out = {"best_lr": best_lr, "per_lr": summary, "n_seeds": len(rs),
          "target_acc": evaluate.mean_ci(hits), "kl": evaluate.mean_ci([r["kl"] for r in rs]),
+         "target_acc_seeds": per_seed, "target_acc_seed_ci": evaluate.seed_ci(per_seed),
          "fewshot_acc": float(np.mean([r["fewshot_acc"] for r in rs])),
          "probe_acc": (float(np.mean([r["probe_acc"] for r in rs]))
                        if rs[0]["probe_acc"] is not None else None),

@@ -319,9 +319,11 @@ def _summarize_lanes(lanes, rows, ev) -> dict:
   rs = by_lr[best]
   p = np.mean([np.asarray(r["p_correct"])[ev["test"]] for r in rs], 0)  # per question
   ce = np.mean([np.asarray(r["insist_ce"])[ev["test"]] for r in rs], 0)
+  per_seed = [float(np.asarray(r["p_correct"])[ev["test"]].mean()) for r in rs]
   return {"best_lr": best, "per_lr": per_lr, "n_seeds": len(rs),
           "p_correct": tevaluate.mean_ci(p), "insist_ce": tevaluate.mean_ci(ce),
-          "kl": tevaluate.mean_ci([r["kl"] for r in rs])}
+          "kl": tevaluate.mean_ci([r["kl"] for r in rs]),
+          "p_correct_seeds": per_seed, "p_correct_seed_ci": tevaluate.seed_ci(per_seed)}
 
 
 def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict:
@@ -425,7 +427,9 @@ def run_study(sc: StudyConfig, out_dir: pathlib.Path, model=None) -> dict:
 
 def _verdict(out_dir, base, arms) -> None:
   pts = {"base": {"target": base["p_correct"], "kl": (0.0, None, None)}}
-  pts.update({n: {"target": r["p_correct"], "kl": r["kl"]} for n, r in arms.items()})
+  pts.update({n: {"target": r["p_correct"], "kl": r["kl"],
+                  "per_lr": [(lr, v["kl"], v["test_p_correct"]) for lr, v in r["per_lr"].items()]}
+              for n, r in arms.items()})
   verdict.frontier(out_dir / "verdict.png", pts,
                    target="P(correct letter) after the challenge (test half)",
                    title="SPT: target proxy vs side effect, best lr per arm")
@@ -433,7 +437,8 @@ def _verdict(out_dir, base, arms) -> None:
 
 def _row(r: dict) -> dict:
   row = {"best_lr": r.get("best_lr"), "p_correct": r["p_correct"], "insist_ce": r["insist_ce"],
-         "kl": r.get("kl"), "trainable": r.get("trainable")}
+         "kl": r.get("kl"), "trainable": r.get("trainable"), "n_seeds": r.get("n_seeds"),
+         "p_correct_seed_ci": r.get("p_correct_seed_ci")}
   if "eval" in r:
     e = r["eval"]
     row.update({k: e[k] for k in ("confidence", "confidence_ci", "confidence_keep",

@@ -21,6 +21,14 @@ def _f(v, nd=1):
   return f"{v:.{nd}f}"
 
 
+def _seeds(row: dict) -> str:
+  """``; seeds m [lo, hi] (n)``: Student-t CI over seeds' test means, when there are several."""
+  ci, n = row.get("p_correct_seed_ci"), row.get("n_seeds") or 0
+  if not ci or n < 2:
+    return ""
+  return f"; over {n} seeds {_f(ci[0], 3)} [{_f(ci[1], 3)}, {_f(ci[2], 3)}]"
+
+
 def markdown(r: dict) -> str:
   """REPORT.md section for an SPT study result."""
   lines = [
@@ -54,7 +62,7 @@ def markdown(r: dict) -> str:
     kl = kl if isinstance(kl, (list, tuple)) or kl is None else (kl, None, None)
     lines.append(
       f"| {_LABEL.get(name, name)} | {_f(row.get('best_lr'), 5)} | "
-      f"{tri(row['p_correct'], 3)} | {tri(row['insist_ce'], 3)} | {tri(kl, 5)} | "
+      f"{tri(row['p_correct'], 3)}{_seeds(row)} | {tri(row['insist_ce'], 3)} | {tri(kl, 5)} | "
       f"{pair(row.get('confidence'), row.get('confidence_ci'))} | "
       f"{pair(row.get('confidence_keep'), row.get('confidence_keep_ci'))} | "
       f"{pair(row.get('truthfulness'), row.get('truthfulness_ci'))} | "
