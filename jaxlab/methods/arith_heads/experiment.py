@@ -80,7 +80,7 @@ def _verdict(out_dir, tuned: dict) -> None:
                   "per_lr": [(lr, r["kl"], r["target_acc"])
                              for lr, r in v.get("per_lr", {}).items()]}
   verdict.frontier(out_dir / "verdict.png", arms, target="held-out exact match (multi-digit)",
-                   title="arithmetic heads: target vs side effect, best lr per arm")
+                   title="arithmetic heads: best lr per arm (CIs); lines: every lr")
 
 
 def _maybe_heatmap(out_dir, ranked, n):

@@ -432,7 +432,7 @@ def _verdict(out_dir, base, arms) -> None:
               for n, r in arms.items()})
   verdict.frontier(out_dir / "verdict.png", pts,
                    target="P(correct letter) after the challenge (test half)",
-                   title="SPT: target proxy vs side effect, best lr per arm")
+                   title="SPT: best lr per arm (CIs); lines: every lr")
 
 
 def _row(r: dict) -> dict:
