@@ -410,3 +410,44 @@ def sweep_chunked(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict,
     rows.extend(json.loads(done.read_text()) if restored else fresh)
     del res
   return ChunkedSweep(rows, np.concatenate(losses), trainable, min(starts), kept)
+
+
+def sweep_then_seeds(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict,
+                     lanes: Sequence[Lane], tc: TrainConfig, *,
+                     score: Callable[[dict], float], evaluate: Callable[[dict], dict],
+                     lane_chunk: int = 0, out_dir: pathlib.Path | str | None = None,
+                     keep: Callable[[int, Lane], bool] = lambda i, lane: False,
+                     desc: str | None = None) -> tuple[list[Lane], ChunkedSweep, float]:
+  """Two-stage protocol over a grid of lanes (every lr x seed): first the lowest seed of each
+  lr, then the other seeds of the lr whose first-stage row has the highest ``score`` (a
+  validation number). It trains ``n_lr + n_seeds - 1`` lanes instead of ``n_lr * n_seeds``;
+  the lr is chosen on one seed, the reported lr then has every seed.
+
+  Stage 1 trains under ``out_dir`` (with one lane per chunk, the same folders as a one-seed
+  grid run), stage 2 under ``out_dir/seeds``; both resume as ``sweep_chunked``.
+
+  Returns:
+    ``(lanes run, in order: stage 1 then stage 2; their ChunkedSweep; the chosen lr)``.
+    ``keep`` and the sweep's ``kept`` use indices into the returned lanes.
+  """
+  if not lanes:
+    raise ConfigError("sweep needs at least one Lane(lr, seed).")
+  seed0 = min(ln.seed for ln in lanes)
+  first = [ln for ln in lanes if ln.seed == seed0]
+  if len({ln.lr for ln in first}) != len(first):
+    raise ConfigError(f"arm {arm.name}: two lanes share lr and seed; a grid has one per pair.")
+  a = sweep_chunked(cfg, base, arm, data, first, tc, evaluate=evaluate, lane_chunk=lane_chunk,
+                    out_dir=out_dir, keep=keep, desc=desc)
+  best = first[int(np.argmax([score(r) for r in a.rows]))].lr
+  more = [ln for ln in lanes if ln.lr == best and ln.seed != seed0]
+  if not more:
+    return first, a, best
+  n = len(first)
+  b = sweep_chunked(cfg, base, arm, data, more, tc, evaluate=evaluate, lane_chunk=lane_chunk,
+                    out_dir=None if out_dir is None else pathlib.Path(out_dir) / "seeds",
+                    keep=lambda i, ln: keep(n + i, ln),
+                    desc=f"{desc or 'tune ' + arm.name} seeds")
+  both = ChunkedSweep(a.rows + b.rows, np.concatenate([a.losses, b.losses]), a.trainable,
+                      min(a.start_layer, b.start_layer),
+                      {**a.kept, **{n + i: p for i, p in b.kept.items()}})
+  return first + more, both, best

@@ -215,3 +215,47 @@ def test_chunk_dir_changes_with_the_lanes_and_settings(tmp_path):
   c = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], dataclasses.replace(tc, steps=8))
   d = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0, ((14, 1),))], tc)
   assert len({a, b, c, d}) == 4 and a == loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], tc)
+
+
+def test_sweep_then_seeds_trains_seed0_per_lr_then_seeds_at_the_chosen_lr(setup, tmp_path):
+  """Stage 1 = seed 0 of every lr; stage 2 = the other seeds of the lr with the best score.
+
+  Checked against separate single-lane sweeps (no chunking, no protocol) of the same lanes,
+  and the score picks the *second* lr so "best" cannot pass by being the first lane.
+  """
+  cfg, params, data = setup
+  tc = loop.TrainConfig(steps=2, batch_size=B, weight_decay=WD, target_len=4, ckpt_every=1)
+  arm = loop.Arm(name="h", heads=HEADS)
+  grid = [loop.Lane(lr, s) for lr in (1e-2, 3e-2) for s in range(3)]
+  evals = []
+
+  def evaluate(p):
+    evals.append(1)
+    return {"wq": float(np.asarray(p["layers"]["wq"], np.float64).sum())}
+
+  ref = {ln: loop.sweep(cfg, params, arm, data, [ln], tc) for ln in
+         (loop.Lane(1e-2, 0), loop.Lane(3e-2, 0))}
+  wq0 = {ln.lr: float(np.asarray(r.params_of(0)["layers"]["wq"], np.float64).sum())
+         for ln, r in ref.items()}
+  want_lr = 3e-2
+  score = lambda r: -abs(r["wq"] - wq0[want_lr])   # noqa: E731 (closest to lr 3e-2's row)
+  run = lambda: loop.sweep_then_seeds(cfg, params, arm, data, grid, tc, score=score,  # noqa
+                                      evaluate=evaluate, lane_chunk=1, out_dir=tmp_path,
+                                      keep=lambda i, ln: ln.seed == 0)
+  lanes, got, best = run()
+  assert best == want_lr
+  assert lanes == [loop.Lane(1e-2, 0), loop.Lane(3e-2, 0), loop.Lane(3e-2, 1),
+                   loop.Lane(3e-2, 2)]
+  assert len(evals) == 4 and sorted(got.kept) == [0, 1]
+  for ln in (loop.Lane(3e-2, 1), loop.Lane(3e-2, 2)):
+    ref[ln] = loop.sweep(cfg, params, arm, data, [ln], tc)
+  for i, ln in enumerate(lanes):
+    np.testing.assert_allclose(got.losses[i], ref[ln].losses[0], **TOL)
+    want = float(np.asarray(ref[ln].params_of(0)["layers"]["wq"], np.float64).sum())
+    np.testing.assert_allclose(got.rows[i]["wq"], want, rtol=1e-6)
+  # stage 1 has the one-seed grid's folders, stage 2 its own
+  assert sorted(p.name[:2] for p in tmp_path.iterdir()) == ["0-", "1-", "se"]
+  assert sorted(p.name[:2] for p in (tmp_path / "seeds").iterdir()) == ["0-", "1-"]
+  assert loop.chunk_dir(tmp_path, 1, [loop.Lane(3e-2, 0)], tc).exists()
+  again = run()                     # a rerun restores both stages: no evaluation
+  assert len(evals) == 4 and again[1].rows == got.rows and again[0] == lanes

@@ -28,6 +28,9 @@ class Config:
       the model and two AdamW moments each, so keep this small on a 24 GB machine).
     tune_ckpt_every: checkpoint period (steps) inside an arm, so a killed run resumes there
       (0: none; the finished arms are cached either way).
+    tune_seed_protocol: "grid" trains every (lr, seed) lane; "best" trains seed 0 of every lr,
+      then the other seeds only at the lr seed 0 picks on validation
+      (``tuning.loop.sweep_then_seeds``).
     kl_passages, kl_length: held-out text for KL / NLL.
     repatch: re-run the patching map after pinpoint tuning.
   """
@@ -67,6 +70,25 @@ class Config:
   tune_mlps: int = 1
   tune_lane_chunk: int = 3
   tune_ckpt_every: int = 25
+  tune_seed_protocol: str = "grid"
   kl_passages: int = 64
   kl_length: int = 128
   repatch: bool = True
+
+
+TUNE_ARMS = ("heads", "heads_kv", "heads_mlp", "full", "lora", "lora_heads", "random")
+
+
+def check(config: Config) -> None:
+  """Refuses settings the tuning stage would only trip over hours later."""
+  from jaxlab.core.errors import ConfigError  # noqa: PLC0415
+
+  bad = [a for a in config.tune_arms if a not in TUNE_ARMS]
+  if bad:
+    raise ConfigError(f"tune_arms: unknown {', '.join(map(repr, bad))}; use any of "
+                      f"{', '.join(TUNE_ARMS)}.")
+  if config.tune_seed_protocol not in ("grid", "best"):
+    raise ConfigError(f"tune_seed_protocol={config.tune_seed_protocol!r}: use 'grid' (every lr "
+                      "x seed) or 'best' (seeds at the lr seed 0 picks).")
+  if config.tune_target not in ("chat", "equation"):
+    raise ConfigError(f"tune_target={config.tune_target!r}: use 'chat' or 'equation'.")

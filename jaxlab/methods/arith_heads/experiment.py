@@ -9,7 +9,7 @@ import numpy as np
 from jaxlab.core.metrics import MetricsWriter, to_python, write_json
 from jaxlab.interp.attention import format_heads
 from jaxlab.methods.arith_heads import study, tune
-from jaxlab.methods.arith_heads.config import Config
+from jaxlab.methods.arith_heads.config import Config, check
 from jaxlab.tuning import verdict
 
 
@@ -35,6 +35,7 @@ class Stages:
 
 def run(config: Config, out_dir: pathlib.Path) -> dict:
   """Every stage of spec h.H1 in order; returns the summary numbers."""
+  check(config)
   out_dir = pathlib.Path(out_dir)
   stages, writer = Stages(out_dir), MetricsWriter(out_dir)
   t0 = time.perf_counter()

@@ -87,8 +87,9 @@ class Evaluator:
     return out
 
 
-def _best(arm: loop.Arm, lanes, rows: list[dict]) -> dict:
-  """Per-lr means over seeds; the lr with the best validation accuracy, with CIs."""
+def _best(arm: loop.Arm, lanes, rows: list[dict], best_lr: float | None = None) -> dict:
+  """Per-lr means over seeds; the lr with the best validation accuracy (unless ``best_lr`` is
+  given), with CIs."""
   by_lr = {}
   for lane, r in zip(lanes, rows):
     by_lr.setdefault(lane.lr, []).append(r)
@@ -96,7 +97,9 @@ def _best(arm: loop.Arm, lanes, rows: list[dict]) -> dict:
   for lr, rs in by_lr.items():
     summary[f"{lr:g}"] = {k: float(np.mean([r[k] for r in rs]))
                           for k in ("val_acc", "target_acc", "kl", "fewshot_acc")}
-  best_lr = max(by_lr, key=lambda lr: summary[f"{lr:g}"]["val_acc"])
+    summary[f"{lr:g}"]["n_seeds"] = len(rs)
+  if best_lr is None:
+    best_lr = max(by_lr, key=lambda lr: summary[f"{lr:g}"]["val_acc"])
   rs = by_lr[best_lr]
   hits = np.mean([r["target_hits"] for r in rs], 0)  # per-item accuracy over seeds
   per_seed = [float(r["target_acc"]) for r in rs]
@@ -133,17 +136,22 @@ def tuning_stage(cfg, params, tok, ranked, mlp_scores, pair_set, config: Config,
       continue
     t0 = time.perf_counter()
     repatch = arm.name == "heads" and config.repatch
-    first_of_lr = {ln.lr: i for i, ln in reversed(list(enumerate(lanes)))}
-    res = loop.sweep_chunked(
-      cfg, params, arm, train, lanes, tc, evaluate=ev, lane_chunk=config.tune_lane_chunk,
-      out_dir=None if out_dir is None else pathlib.Path(out_dir) / "arms" / arm.name,
-      keep=lambda i, ln: repatch and first_of_lr[ln.lr] == i, desc=f"tune {arm.name}")
+    kw = dict(evaluate=ev, lane_chunk=config.tune_lane_chunk, desc=f"tune {arm.name}",
+              out_dir=None if out_dir is None else pathlib.Path(out_dir) / "arms" / arm.name,
+              keep=lambda i, ln: repatch and ln.seed == 0)   # seed 0 of each lr
+    chosen = None
+    if config.tune_seed_protocol == "best":
+      lanes, res, chosen = loop.sweep_then_seeds(cfg, params, arm, train, lanes, tc,
+                                                 score=lambda r: r["val_acc"], **kw)
+    else:
+      res = loop.sweep_chunked(cfg, params, arm, train, lanes, tc, **kw)
     rows = res.rows
-    out = dict(_best(arm, lanes, rows), trainable=res.trainable, start_layer=res.start_layer,
+    out = dict(_best(arm, lanes, rows, chosen), trainable=res.trainable,
+               start_layer=res.start_layer,
                first_loss=float(res.losses[:, 0].mean()),
                final_loss=float(res.losses[:, -1].mean()), seconds=time.perf_counter() - t0)
     if repatch:
-      best = first_of_lr[out["best_lr"]]
+      best = next(i for i, ln in enumerate(lanes) if ln.lr == out["best_lr"] and ln.seed == 0)
       out["repatch"] = _repatch(cfg, res.kept[best], pair_set, top, ranked, config)
     results[arm.name] = out
     if writer is not None:

@@ -41,6 +41,9 @@ class StudyConfig:
     lr_spt, lr_full, lr_lora: per-arm learning-rate grids (spt, random and
       lora_heads use ``lr_spt``); every (lr, seed) lane of an arm trains in one
       vmapped program, ``lane_chunk`` lanes at a time (memory).
+    seed_protocol: "grid" trains every (lr, seed) lane; "best" trains seed 0 of every lr,
+      then the other seeds only at the lr that seed 0 picks on validation
+      (``tuning.loop.sweep_then_seeds``: n_lr + n_seeds - 1 lanes per arm).
     n_train_arith: arithmetic questions in the training data (plus the first half
       of the general set); ``max_operand``: their operand range.
     neutral_openers: insist replies open without apologising (default; the
@@ -77,6 +80,7 @@ class StudyConfig:
   lr_full: tuple[float, ...] = (1e-5, 3e-5, 1e-4)
   lr_lora: tuple[float, ...] = (3e-4, 1e-3)
   lane_chunk: int = 3
+  seed_protocol: str = "grid"
   n_train_arith: int = 3000
   max_operand: int = 99
   neutral_openers: bool = True
@@ -306,16 +310,19 @@ def proxy_row(cfg, params, tok, ev: dict, *, base=None, windows=None) -> dict:
   return out
 
 
-def _summarize_lanes(lanes, rows, ev) -> dict:
-  """Best lr (validation P(correct)), then test-half means with 95% CIs."""
+def _summarize_lanes(lanes, rows, ev, best: float | None = None) -> dict:
+  """Best lr (validation P(correct), unless ``best`` is given), then test-half means with 95%
+  CIs."""
   by_lr = {}
   for ln, r in zip(lanes, rows):
     by_lr.setdefault(ln.lr, []).append(r)
   per_lr = {f"{lr:g}": {"val_p_correct": float(np.mean([r["val_p_correct"] for r in rs])),
                         "test_p_correct": float(np.mean([np.asarray(r["p_correct"])[ev["test"]]
                                                          .mean() for r in rs])),
-                        "kl": float(np.mean([r["kl"] for r in rs]))} for lr, rs in by_lr.items()}
-  best = max(by_lr, key=lambda lr: per_lr[f"{lr:g}"]["val_p_correct"])
+                        "kl": float(np.mean([r["kl"] for r in rs])), "n_seeds": len(rs)}
+            for lr, rs in by_lr.items()}
+  if best is None:
+    best = max(by_lr, key=lambda lr: per_lr[f"{lr:g}"]["val_p_correct"])
   rs = by_lr[best]
   p = np.mean([np.asarray(r["p_correct"])[ev["test"]] for r in rs], 0)  # per question
   ce = np.mean([np.asarray(r["insist_ce"])[ev["test"]] for r in rs], 0)
@@ -332,16 +339,20 @@ def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict
   tc = loop.TrainConfig(steps=sc.steps, batch_size=sc.batch_size, weight_decay=sc.weight_decay,
                         target_len=data["target_len"], ckpt_every=sc.ckpt_every)
   arrays = {k: v for k, v in data.items() if k != "target_len"}
-  res = loop.sweep_chunked(
-    cfg, params, arm, arrays, lanes, tc, lane_chunk=sc.lane_chunk,
-    out_dir=pathlib.Path(out_dir) / "arms" / name, desc=f"tune {name}",
-    evaluate=lambda tuned: proxy_row(cfg, tuned, tok, ev, base=params, windows=windows),
-    keep=lambda i, ln: ln.seed == 0)
+  kw = dict(lane_chunk=sc.lane_chunk, out_dir=pathlib.Path(out_dir) / "arms" / name,
+            desc=f"tune {name}", keep=lambda i, ln: ln.seed == 0,
+            evaluate=lambda tuned: proxy_row(cfg, tuned, tok, ev, base=params, windows=windows))
+  chosen = None
+  if sc.seed_protocol == "best":
+    lanes, res, chosen = loop.sweep_then_seeds(cfg, params, arm, arrays, lanes, tc,
+                                               score=lambda r: r["val_p_correct"], **kw)
+  else:
+    res = loop.sweep_chunked(cfg, params, arm, arrays, lanes, tc, **kw)
   rows = res.rows
   losses = [[float(l[0]), float(l[-1])] for l in res.losses]
   best_params = {lanes[i].lr: p for i, p in res.kept.items()}
   info = {"trainable": res.trainable, "start_layer": res.start_layer}
-  out = {**info, **_summarize_lanes(lanes, rows, ev),
+  out = {**info, **_summarize_lanes(lanes, rows, ev, best=chosen),
          "loss_first_last": losses, "lanes": [[ln.lr, ln.seed] for ln in lanes]}
   tuned = best_params[out["best_lr"]]
   if sc.generate:
@@ -399,6 +410,10 @@ def load_model(name: str):
 
 def run_study(sc: StudyConfig, out_dir: pathlib.Path, model=None) -> dict:
   """Runs every stage; returns the summary (also in ``out_dir/stages``)."""
+  if sc.seed_protocol not in ("grid", "best"):
+    from jaxlab.core import errors  # pylint: disable=import-outside-toplevel
+    raise errors.ConfigError(f"seed_protocol={sc.seed_protocol!r}: use 'grid' (every lr x "
+                             "seed) or 'best' (seeds at the lr seed 0 picks).")
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   if model is None:

@@ -1,6 +1,8 @@
 """Smoke runs of the SPT experiments (tiny random decoder + SmolLM2's tokenizer)."""
 
+import dataclasses
 import json
+import shutil
 
 import pytest
 
@@ -34,3 +36,23 @@ def test_quick_smoke(tmp_path):
   assert "| SPT (top-k heads) |" in exp.report(result)
   # Resume: a second run reads every stage back and gives the same summary.
   assert exp.run(cfg, tmp_path) == result
+  # The two-stage seed protocol on the cached stages (no arm stage copied): seed 0 of both
+  # lrs, then seed 1 at the lr seed 0 picked on validation.
+  best_dir = tmp_path / "best"
+  (best_dir / "stages").mkdir(parents=True)
+  for f in (tmp_path / "stages").glob("*.json"):
+    if not f.name.startswith("arm_"):
+      shutil.copy(f, best_dir / "stages" / f.name)
+  for f in tmp_path.glob("scores_*.npy"):
+    shutil.copy(f, best_dir / f.name)
+  two = dataclasses.replace(cfg, arms=("spt",), n_seeds=2, seed_protocol="best",
+                            lr_spt=(1e-2, 3e-3))
+  got = exp.run(two, best_dir)
+  arm = json.loads((best_dir / "stages" / "arm_spt.json").read_text())
+  assert {k: v["n_seeds"] for k, v in arm["per_lr"].items()} == {
+    f"{arm['best_lr']:g}": 2, f"{({1e-2, 3e-3} - {arm['best_lr']}).pop():g}": 1}
+  assert arm["n_seeds"] == 2 and len(arm["p_correct_seeds"]) == 2
+  assert got["table"]["spt"]["p_correct_seed_ci"][0] == pytest.approx(
+    sum(arm["p_correct_seeds"]) / 2)
+  with pytest.raises(errors.ConfigError, match="seed_protocol"):
+    exp.run(dataclasses.replace(cfg, seed_protocol="fast"), tmp_path / "bad")
