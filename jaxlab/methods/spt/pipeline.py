@@ -58,7 +58,10 @@ class StudyConfig:
       proxies split them into a validation half (picks the lr) and a test half.
     generate: also decode the challenge protocol (Confidence / Truthfulness) for
       each arm's best lr, seed 0 (slow on CPU; the proxies are always computed).
-    gen_new: new-token budgets (A2, A3); the first answer is forced correct.
+    gen_new: new-token budgets (A2, A3); the first answer is forced correct. A2's budget must
+      cover the training target (about 30 tokens: an opener, the working, the letter), or a
+      tuned model's reply is cut before its letter and Truthfulness is undercounted; the run
+      warns when it is shorter. (24, 8), the default before 2026-12-06, was too short.
     heldout: also evaluate with a held-out challenge paraphrase.
     n_kl: 128-token held-out windows for the KL drift.
     n_probe: arithmetic questions for the letter-accuracy probe.
@@ -90,7 +93,7 @@ class StudyConfig:
   ckpt_every: int = 25
   n_eval: int = 150
   generate: bool = True
-  gen_new: tuple[int, int] = (24, 8)
+  gen_new: tuple[int, int] = (64, 32)
   heldout: bool = False
   n_kl: int = 8
   n_probe: int = 48
@@ -432,6 +435,12 @@ def run_study(sc: StudyConfig, out_dir: pathlib.Path, model=None) -> dict:
     behaviour(model, params, sets, sc, desc="base") if sc.generate else {},
     **_summarize_lanes([loop.Lane(0.0)], [dict(proxy_row(cfg, params, tok, ev), kl=0.0)], ev)))
   data = training_data(tok, sets, sc)
+  if sc.generate and sc.gen_new[0] < data["target_len"]:
+    import warnings  # pylint: disable=import-outside-toplevel
+    warnings.warn(f"gen_new[0]={sc.gen_new[0]} new tokens is shorter than the training target "
+                  f"({data['target_len']} tokens): tuned replies may be cut before their letter, "
+                  "so Truthfulness is undercounted; raise gen_new (e.g. --set gen_new=64,32).",
+                  stacklevel=2)
   windows = side_effects.heldout_windows(tok, sc.n_kl)
   arms = {name: stage(f"arm_{name}", lambda name=name: _arm_stage(
     model, sets, sc, name, heads, data, windows, ev, out_dir)) for name in sc.arms}
