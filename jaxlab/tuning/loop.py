@@ -451,3 +451,17 @@ def sweep_then_seeds(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dic
                       min(a.start_layer, b.start_layer),
                       {**a.kept, **{n + i: p for i, p in b.kept.items()}})
   return first + more, both, best
+
+
+def sweep_lanes(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict,
+                lanes: Sequence[Lane], tc: TrainConfig, *, protocol: str,
+                score: Callable[[dict], float],
+                **kw) -> tuple[list[Lane], ChunkedSweep, float | None]:
+  """One arm under a seed protocol: "grid" (every lane, ``sweep_chunked``; no lr chosen here)
+  or "best" (``sweep_then_seeds``). Returns ``(lanes run, sweep, chosen lr or None)``."""
+  if protocol == "grid":
+    return list(lanes), sweep_chunked(cfg, base, arm, data, lanes, tc, **kw), None
+  if protocol == "best":
+    return sweep_then_seeds(cfg, base, arm, data, lanes, tc, score=score, **kw)
+  raise ConfigError(f"seed protocol {protocol!r}: use 'grid' (every lr x seed) or 'best' "
+                    "(seeds at the lr seed 0 picks).")

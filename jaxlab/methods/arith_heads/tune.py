@@ -139,12 +139,9 @@ def tuning_stage(cfg, params, tok, ranked, mlp_scores, pair_set, config: Config,
     kw = dict(evaluate=ev, lane_chunk=config.tune_lane_chunk, desc=f"tune {arm.name}",
               out_dir=None if out_dir is None else pathlib.Path(out_dir) / "arms" / arm.name,
               keep=lambda i, ln: repatch and ln.seed == 0)   # seed 0 of each lr
-    chosen = None
-    if config.tune_seed_protocol == "best":
-      lanes, res, chosen = loop.sweep_then_seeds(cfg, params, arm, train, lanes, tc,
-                                                 score=lambda r: r["val_acc"], **kw)
-    else:
-      res = loop.sweep_chunked(cfg, params, arm, train, lanes, tc, **kw)
+    lanes, res, chosen = loop.sweep_lanes(cfg, params, arm, train, lanes, tc, **kw,
+                                          protocol=config.tune_seed_protocol,
+                                          score=lambda r: r["val_acc"])
     rows = res.rows
     out = dict(_best(arm, lanes, rows, chosen), trainable=res.trainable,
                start_layer=res.start_layer,

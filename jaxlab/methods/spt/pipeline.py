@@ -345,12 +345,9 @@ def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict
   kw = dict(lane_chunk=sc.lane_chunk, out_dir=pathlib.Path(out_dir) / "arms" / name,
             desc=f"tune {name}", keep=lambda i, ln: ln.seed == 0,
             evaluate=lambda tuned: proxy_row(cfg, tuned, tok, ev, base=params, windows=windows))
-  chosen = None
-  if sc.seed_protocol == "best":
-    lanes, res, chosen = loop.sweep_then_seeds(cfg, params, arm, arrays, lanes, tc,
-                                               score=lambda r: r["val_p_correct"], **kw)
-  else:
-    res = loop.sweep_chunked(cfg, params, arm, arrays, lanes, tc, **kw)
+  lanes, res, chosen = loop.sweep_lanes(cfg, params, arm, arrays, lanes, tc, **kw,
+                                        protocol=sc.seed_protocol,
+                                        score=lambda r: r["val_p_correct"])
   rows = res.rows
   losses = [[float(l[0]), float(l[-1])] for l in res.losses]
   best_params = {lanes[i].lr: p for i, p in res.kept.items()}
