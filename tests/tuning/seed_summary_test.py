@@ -53,6 +53,9 @@ def test_spt_summary_over_seeds():
   assert out["p_correct"][0] == pytest.approx(m)
   assert out["per_lr"]["0.01"]["test_p_correct"] == pytest.approx(
     np.mean([np.mean(r["p_correct"][1::2]) for r in rows[3:]]))
+  # KL over 3 seeds (0.01, 0.02, 0.03: sd 0.01) gets a Student-t interval, not 1.96 SE
+  half = T975_DF2 * 0.01 / math.sqrt(3)
+  assert out["kl"] == pytest.approx((0.02, 0.02 - half, 0.02 + half))
 
 
 def test_arith_summary_over_seeds():
@@ -73,3 +76,5 @@ def test_arith_summary_over_seeds():
   assert out["target_acc_seed_ci"] == pytest.approx(
     (m, m - T975_DF2 * sd / math.sqrt(3), m + T975_DF2 * sd / math.sqrt(3)))
   assert out["target_acc"][0] == pytest.approx(m)
+  half = T975_DF2 * 0.02 / math.sqrt(3)  # KL 0.02, 0.04, 0.06: sd 0.02
+  assert out["kl"] == pytest.approx((0.04, 0.04 - half, 0.04 + half))

@@ -104,7 +104,7 @@ def _best(arm: loop.Arm, lanes, rows: list[dict], best_lr: float | None = None) 
   hits = np.mean([r["target_hits"] for r in rs], 0)  # per-item accuracy over seeds
   per_seed = [float(r["target_acc"]) for r in rs]
   out = {"best_lr": best_lr, "per_lr": summary, "n_seeds": len(rs),
-         "target_acc": evaluate.mean_ci(hits), "kl": evaluate.mean_ci([r["kl"] for r in rs]),
+         "target_acc": evaluate.mean_ci(hits), "kl": evaluate.seed_ci([r["kl"] for r in rs]),
          "target_acc_seeds": per_seed, "target_acc_seed_ci": evaluate.seed_ci(per_seed),
          "fewshot_acc": float(np.mean([r["fewshot_acc"] for r in rs])),
          "probe_acc": (float(np.mean([r["probe_acc"] for r in rs]))

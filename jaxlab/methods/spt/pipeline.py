@@ -332,7 +332,7 @@ def _summarize_lanes(lanes, rows, ev, best: float | None = None) -> dict:
   per_seed = [float(np.asarray(r["p_correct"])[ev["test"]].mean()) for r in rs]
   return {"best_lr": best, "per_lr": per_lr, "n_seeds": len(rs),
           "p_correct": tevaluate.mean_ci(p), "insist_ce": tevaluate.mean_ci(ce),
-          "kl": tevaluate.mean_ci([r["kl"] for r in rs]),
+          "kl": tevaluate.seed_ci([r["kl"] for r in rs]),  # over seeds: Student-t
           "p_correct_seeds": per_seed, "p_correct_seed_ci": tevaluate.seed_ci(per_seed)}
 
 
