@@ -132,8 +132,18 @@ def test_stepped_on_sharded_table_equals_vmap():
   sim = eng.init(jax.random.key(0))
   for ids in IDS:
     sim, _ = fl.stepped.run_round(eng, sim, ids, jax.random.key(1))
-  chex.assert_trees_all_close(sim.server, sim_v.server, rtol=1e-5, atol=1e-6)
-  chex.assert_trees_all_close(sim.clients, sim_v.clients, rtol=1e-5, atol=1e-5)
+  # Two differently compiled programs (vmapped vs one client per device) sum in another order.
+  # On the 2026-12-06 sandbox (AVX-512) every mismatch sat in one hidden unit (column 3 of
+  # Dense_0) of one client: a ReLU input near 0 flips with rounding, and SCAFFOLD's control
+  # variates (which divide by K * lr) then differ there by up to 1.4%. A wrong update rule
+  # moves every unit, so: per leaf, entries off by more than 1e-4 lie in at most one unit (last
+  # axis), and none is off by more than 2e-3.
+  for got, want in ((sim.server, sim_v.server), (sim.clients, sim_v.clients)):
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      a, b = np.atleast_1d(np.asarray(a, np.float64)), np.atleast_1d(np.asarray(b, np.float64))
+      off = ~np.isclose(a, b, rtol=1e-4, atol=3e-5)
+      assert off.reshape(-1, off.shape[-1]).any(0).sum() <= 1
+      np.testing.assert_allclose(a, b, rtol=0, atol=2e-3)
   assert all(leaf.sharding.spec == jax.sharding.PartitionSpec("clients")
              for leaf in jax.tree.leaves(sim.clients))
 
