@@ -9,5 +9,7 @@ workers=${JAXLAB_TEST_WORKERS:-2}
 # under --dist loadfile can hang pytest-xdist 3.8 until the CI limit (xdist issue #784).
 # --timeout-method thread: a test stuck inside C code (a collective, a subprocess wait) is still
 # stopped, with every thread's stack printed.
-exec .venv/bin/python -m pytest tests -q -n "$workers" --dist loadfile --max-worker-restart 0 \
+# scripts/run_tests.py: if the only failures are such native worker crashes, what did not pass
+# runs once more in fresh workers (printed; any ordinary failure fails at once).
+exec .venv/bin/python scripts/run_tests.py tests -q -n "$workers" --dist loadfile --max-worker-restart 0 \
   --timeout 900 --timeout-method thread "$@"
