@@ -8,6 +8,7 @@ at the stage it was in; inside a tuning arm it resumes from the arm's last check
 import dataclasses
 import json
 import pathlib
+import warnings
 from typing import Any
 
 import jax
@@ -58,6 +59,10 @@ class StudyConfig:
       proxies split them into a validation half (picks the lr) and a test half.
     generate: also decode the challenge protocol (Confidence / Truthfulness) for
       each arm's best lr, seed 0 (slow on CPU; the proxies are always computed).
+    gen_seeds: with ``generate``, decode seeds ``0 .. gen_seeds - 1`` of the best lr (at most
+      ``n_seeds``); the arm then also reports each seed's Confidence, keep and Truthfulness
+      and their Student-t interval over seeds (``*_seeds``, ``*_seed_ci``). Seed 0's full
+      result stays the arm's ``eval``.
     gen_new: new-token budgets (A2, A3); the first answer is forced correct. A2's budget must
       cover the training target (about 30 tokens: an opener, the working, the letter), or a
       tuned model's reply is cut before its letter and Truthfulness is undercounted; the run
@@ -93,6 +98,7 @@ class StudyConfig:
   ckpt_every: int = 25
   n_eval: int = 150
   generate: bool = True
+  gen_seeds: int = 1
   gen_new: tuple[int, int] = (64, 32)
   heldout: bool = False
   n_kl: int = 8
@@ -336,6 +342,18 @@ def _summarize_lanes(lanes, rows, ev, best: float | None = None) -> dict:
           "p_correct_seeds": per_seed, "p_correct_seed_ci": tevaluate.seed_ci(per_seed)}
 
 
+_SEED_METRICS = ("confidence", "confidence_keep", "truthfulness", "switch_rate")
+
+
+def _seed_behaviour(evals: list[dict]) -> dict:
+  """Decoded metrics of several seeds: the per-seed values and a Student-t interval."""
+  out = {}
+  for k in _SEED_METRICS:
+    vals = [float(e[k]) for e in evals]
+    out[f"{k}_seeds"], out[f"{k}_seed_ci"] = vals, tevaluate.seed_ci(vals)
+  return out
+
+
 def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict:
   cfg, params, tok = model
   arm, lanes = _arm_lanes(sc, name, cfg, heads)
@@ -343,20 +361,24 @@ def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict
                         target_len=data["target_len"], ckpt_every=sc.ckpt_every)
   arrays = {k: v for k, v in data.items() if k != "target_len"}
   kw = dict(lane_chunk=sc.lane_chunk, out_dir=pathlib.Path(out_dir) / "arms" / name,
-            desc=f"tune {name}", keep=lambda i, ln: ln.seed == 0,
+            desc=f"tune {name}", keep=lambda i, ln: ln.seed < max(1, sc.gen_seeds),
             evaluate=lambda tuned: proxy_row(cfg, tuned, tok, ev, base=params, windows=windows))
   lanes, res, chosen = loop.sweep_lanes(cfg, params, arm, arrays, lanes, tc, **kw,
                                         protocol=sc.seed_protocol,
                                         score=lambda r: r["val_p_correct"])
   rows = res.rows
   losses = [[float(l[0]), float(l[-1])] for l in res.losses]
-  best_params = {lanes[i].lr: p for i, p in res.kept.items()}
+  kept = {(lanes[i].lr, lanes[i].seed): p for i, p in res.kept.items()}
   info = {"trainable": res.trainable, "start_layer": res.start_layer}
   out = {**info, **_summarize_lanes(lanes, rows, ev, best=chosen),
          "loss_first_last": losses, "lanes": [[ln.lr, ln.seed] for ln in lanes]}
-  tuned = best_params[out["best_lr"]]
+  tuned = kept[(out["best_lr"], 0)]
   if sc.generate:
     out.update(behaviour(model, tuned, sets, sc, base_params=params, windows=windows, desc=name))
+    if sc.gen_seeds > 1:
+      more = [behaviour(model, kept[(out["best_lr"], s)], sets, sc, desc=f"{name} seed {s}")
+              for s in range(1, sc.gen_seeds)]
+      out.update(_seed_behaviour([out["eval"]] + [b["eval"] for b in more]))
   if name == "spt" and sc.repatch:
     res = localize.localize(cfg, tuned, tok, sets["localize"], metrics=sc.patch_metrics[:1])
     after = res[sc.patch_metrics[0]]["scores"]
@@ -414,6 +436,11 @@ def run_study(sc: StudyConfig, out_dir: pathlib.Path, model=None) -> dict:
     from jaxlab.core import errors  # pylint: disable=import-outside-toplevel
     raise errors.ConfigError(f"seed_protocol={sc.seed_protocol!r}: use 'grid' (every lr x "
                              "seed) or 'best' (seeds at the lr seed 0 picks).")
+  if not 1 <= sc.gen_seeds <= sc.n_seeds:
+    from jaxlab.core import errors  # pylint: disable=import-outside-toplevel
+    raise errors.ConfigError(f"gen_seeds={sc.gen_seeds}: decode between 1 and n_seeds="
+                             f"{sc.n_seeds} seeds of the best lr (e.g. --set gen_seeds=3 "
+                             "with n_seeds=3).")
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   if model is None:
@@ -433,7 +460,6 @@ def run_study(sc: StudyConfig, out_dir: pathlib.Path, model=None) -> dict:
     **_summarize_lanes([loop.Lane(0.0)], [dict(proxy_row(cfg, params, tok, ev), kl=0.0)], ev)))
   data = training_data(tok, sets, sc)
   if sc.generate and sc.gen_new[0] < data["target_len"]:
-    import warnings  # pylint: disable=import-outside-toplevel
     warnings.warn(f"gen_new[0]={sc.gen_new[0]} new tokens is shorter than the training target "
                   f"({data['target_len']} tokens): tuned replies may be cut before their letter, "
                   "so Truthfulness is undercounted; raise gen_new (e.g. --set gen_new=64,32).",
@@ -466,6 +492,8 @@ def _row(r: dict) -> dict:
                                   "confidence_keep_ci", "confidence_admit", "truthfulness",
                                   "truthfulness_ci", "acc_after", "n_correct_first")})
     row.update(acc_arith=r["acc_arith"], acc_general=r["acc_general"])
+    row.update({k: r[k] for k in r if k.endswith(("_seeds", "_seed_ci"))
+                and k.split("_seed")[0] in _SEED_METRICS})
   return row
 
 

@@ -4,10 +4,13 @@ import dataclasses
 import json
 import shutil
 
+import jax
+import numpy as np
 import pytest
 
 from jaxlab.core.metrics import all_finite as _finite
 from jaxlab.core import errors
+from jaxlab.methods.spt import pipeline
 from jaxlab.models.loaders import gguf_file
 
 pytest.importorskip("gguf")
@@ -20,7 +23,7 @@ def _asset():
     pytest.skip(f"SmolLM2 asset absent (tokenizer source): {e}")
 
 
-def test_quick_smoke(tmp_path):
+def test_quick_smoke(tmp_path, monkeypatch):
   _asset()
   from experiments.spt import smollm2_quick as exp
   cfg = exp.get_config(smoke=True)
@@ -47,7 +50,16 @@ def test_quick_smoke(tmp_path):
   for f in tmp_path.glob("scores_*.npy"):
     shutil.copy(f, best_dir / f.name)
   two = dataclasses.replace(cfg, arms=("spt",), n_seeds=2, seed_protocol="best",
-                            lr_spt=(1e-2, 3e-3))
+                            lr_spt=(1e-2, 3e-3), gen_seeds=2)
+  decoded = []   # a checksum of the params each decoding call gets
+  real = pipeline.behaviour
+
+  def behaviour(model, params, *a, **kw):
+    decoded.append(float(sum(np.sum(np.asarray(x, np.float64))
+                             for x in jax.tree.leaves(params))))
+    return real(model, params, *a, **kw)
+
+  monkeypatch.setattr(pipeline, "behaviour", behaviour)
   got = exp.run(two, best_dir)
   arm = json.loads((best_dir / "stages" / "arm_spt.json").read_text())
   assert {k: v["n_seeds"] for k, v in arm["per_lr"].items()} == {
@@ -55,5 +67,13 @@ def test_quick_smoke(tmp_path):
   assert arm["n_seeds"] == 2 and len(arm["p_correct_seeds"]) == 2
   assert got["table"]["spt"]["p_correct_seed_ci"][0] == pytest.approx(
     sum(arm["p_correct_seeds"]) / 2)
+  # gen_seeds=2: seeds 0 and 1 of the chosen lr are decoded (the base stage is cached)
+  assert len(decoded) == 2 and decoded[0] != decoded[1]
+  assert arm["truthfulness_seeds"][0] == arm["eval"]["truthfulness"]
+  assert len(arm["confidence_keep_seeds"]) == 2
+  assert arm["truthfulness_seed_ci"][0] == pytest.approx(sum(arm["truthfulness_seeds"]) / 2)
+  assert got["table"]["spt"]["truthfulness_seeds"] == arm["truthfulness_seeds"]
+  with pytest.raises(errors.ConfigError, match="gen_seeds"):
+    exp.run(dataclasses.replace(cfg, gen_seeds=2), tmp_path / "bad")   # n_seeds is 1
   with pytest.raises(errors.ConfigError, match="seed_protocol"):
     exp.run(dataclasses.replace(cfg, seed_protocol="fast"), tmp_path / "bad")
