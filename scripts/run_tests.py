@@ -21,7 +21,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _pytest(args: list[str], ledger: str) -> int:
-  env = dict(os.environ, JAXLAB_TEST_LEDGER=ledger)
+  # a pytest-xdist worker's own variables (when this runs inside a test) would make the child's
+  # controller look like a worker to the ledger
+  env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+  env["JAXLAB_TEST_LEDGER"] = ledger
   env["PYTHONPATH"] = os.pathsep.join(p for p in (_HERE, env.get("PYTHONPATH")) if p)
   cmd = [sys.executable, "-m", "pytest", "-p", "pytest_ledger", *args]
   return subprocess.call(cmd, env=env)

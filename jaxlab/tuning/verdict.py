@@ -4,6 +4,7 @@ Pinpoint tuning beats full fine-tuning when it reaches the same target at lower 
 points further up (better target) and further left (less drift) win.
 """
 
+import math
 import pathlib
 from collections.abc import Mapping
 
@@ -19,6 +20,14 @@ def triple(t) -> tuple[float, float, float]:
     except (TypeError, ValueError):
       out.append(float("nan"))
   return tuple(out)
+
+
+def _minor_label(x: float, _pos=None) -> str:
+  """A log axis' minor tick label: only mantissas 2 and 5 (0.02, 0.05, ...)."""
+  if x <= 0:
+    return ""
+  mantissa = round(x / 10 ** math.floor(math.log10(x)), 6)
+  return f"{x:g}" if mantissa in (2.0, 5.0) else ""
 
 
 def frontier(path: pathlib.Path | str, arms: Mapping[str, dict], *, target: str,
@@ -51,6 +60,8 @@ def frontier(path: pathlib.Path | str, arms: Mapping[str, dict], *, target: str,
                     color=bars[0].get_color())
     ax.annotate(name, (x, ty), textcoords="offset points", xytext=(4, 4), fontsize=7)
   ax.set_xscale("log")
+  ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda x, _: f"{x:g}"))
+  ax.xaxis.set_minor_formatter(plt.FuncFormatter(_minor_label))   # 2 and 5 only: no overlap
   ax.set(xlabel="KL(orig || tuned) per token on held-out text (side effect)",
          ylabel=target, title=title)
   ax.grid(alpha=0.3)
