@@ -2,13 +2,13 @@
 
 Usage: `python scripts/run_tests.py <pytest arguments>` (what `scripts/test.sh` calls).
 
-jaxlib's CPU backend has crashed an xdist worker now and then (a fatal signal in native code,
-seen twice in about thirty full runs on record; the same test then passes alone and in its
-file). With `--max-worker-restart 0` the run stops that worker's share at once, so one such
-crash fails CI for reasons unrelated to the change. So: if, and only if, every failure of the first run is a
-worker crash, the tests that did not pass or skip (the crashed one and those that never ran)
-run once more in fresh workers, with the same options (the positional paths are replaced by
-the node ids). Any ordinary failure, a second crash, or a crash with nothing left to run fails
+jaxlib's CPU backend has crashed an xdist worker now and then (a segmentation fault while
+reading the compile cache or while compiling, three times in about thirty full runs on record;
+the same test then passes alone and in its file). With `--max-worker-restart 0` the run stops
+that worker's share at once, so one such crash fails CI for reasons unrelated to the change.
+So: if, and only if, every failure of the first run is a worker crash, the tests that did not
+pass or skip (the crashed one and those that never ran) run once more in fresh workers, with
+the same options (the positional paths are replaced by the node ids). Any ordinary failure, a second crash, or a crash with nothing left to run fails
 the run. What happened is printed, so a crash is never silent.
 """
 

@@ -361,7 +361,7 @@ def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict
                         target_len=data["target_len"], ckpt_every=sc.ckpt_every)
   arrays = {k: v for k, v in data.items() if k != "target_len"}
   kw = dict(lane_chunk=sc.lane_chunk, out_dir=pathlib.Path(out_dir) / "arms" / name,
-            desc=f"tune {name}", keep=lambda i, ln: ln.seed < max(1, sc.gen_seeds),
+            desc=f"tune {name}", keep=lambda i, ln: ln.seed < sc.gen_seeds,
             evaluate=lambda tuned: proxy_row(cfg, tuned, tok, ev, base=params, windows=windows))
   lanes, res, chosen = loop.sweep_lanes(cfg, params, arm, arrays, lanes, tc, **kw,
                                         protocol=sc.seed_protocol,
@@ -492,8 +492,7 @@ def _row(r: dict) -> dict:
                                   "confidence_keep_ci", "confidence_admit", "truthfulness",
                                   "truthfulness_ci", "acc_after", "n_correct_first")})
     row.update(acc_arith=r["acc_arith"], acc_general=r["acc_general"])
-    row.update({k: r[k] for k in r if k.endswith(("_seeds", "_seed_ci"))
-                and k.split("_seed")[0] in _SEED_METRICS})
+    row.update({k: r[k] for m in _SEED_METRICS for k in (f"{m}_seeds", f"{m}_seed_ci") if k in r})
   return row
 
 
