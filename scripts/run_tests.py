@@ -8,8 +8,8 @@ the same test then passes alone and in its file). With `--max-worker-restart 0` 
 that worker's share at once, so one such crash fails CI for reasons unrelated to the change.
 So: if, and only if, every failure of the first run is a worker crash, the tests that did not
 pass or skip (the crashed one and those that never ran) run once more in fresh workers, with
-the same options (the positional paths are replaced by the node ids). Any ordinary failure, a second crash, or a crash with nothing left to run fails
-the run. What happened is printed, so a crash is never silent.
+the same options (the positional paths are replaced by the node ids). Any ordinary failure,
+a second crash, or a crash with nothing left to run fails the run. What happened is printed, so a crash is never silent.
 """
 
 import os
