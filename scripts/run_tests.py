@@ -9,7 +9,8 @@ that worker's share at once, so one such crash fails CI for reasons unrelated to
 So: if, and only if, every failure of the first run is a worker crash, the tests that did not
 pass or skip (the crashed one and those that never ran) run once more in fresh workers, with
 the same options (the positional paths are replaced by the node ids). Any ordinary failure,
-a second crash, or a crash with nothing left to run fails the run. What happened is printed, so a crash is never silent.
+a second crash, or a crash with nothing left to run fails the run. What happened is printed,
+so a crash is never silent.
 """
 
 import os
