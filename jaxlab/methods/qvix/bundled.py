@@ -6,7 +6,9 @@ used text-only (SmolLM2 with its chat template: the paper's "LVLM's own LLM" var
 greedy, cached on disk. Reported: whole-string accuracy per condition with Wilson 95% CIs
 (pooled over seeds) and mean +- std over seeds, paired differences vs the baseline, the
 option-letter and closest-option variants, a per-question-type breakdown, and the
-pre-question format compliance.
+pre-question format compliance. Resumable: stand-in stages resume from their orbax
+checkpoints, replies come from the disk cache, and each (seed, prompt set) evaluation is saved
+under ``<out>/eval/`` with a key of what it depends on, so a rerun redoes only unfinished work.
 
 Pre-question writer options (defaults = the release): ``prequestion_shots`` hand-written
 worked demonstrations before the released template (``prompts.PREQUESTION_DEMOS``; the
@@ -128,15 +130,49 @@ def run_bundled(config: BundledConfig, out_dir: pathlib.Path, log=None) -> dict:
     answer = pipeline.lvlm_answerer(cfg, params, tok, PROC, wrap=standin.WRAP.format,
                                     max_new_tokens=config.max_new_tokens,
                                     batch_size=config.batch_size)
-    run = lambda rs, conds, desc: pipeline.run_conditions(
-      items, rs, answer, conds, parse_mode=config.parse_mode, desc=desc)
-    res = run(replies[config.templates[0]], config.conditions, f"seed {seed}")
+    def run(rs, conds, label):
+      key = _eval_key(config, info[seed]["dir"], conds, rs)
+      return _saved_or_run(out_dir / "eval" / f"seed{seed}-{label}.json", key,
+                           lambda: pipeline.run_conditions(
+                             items, rs, answer, conds, parse_mode=config.parse_mode,
+                             desc=f"seed {seed} {label}"))
+    res = run(replies[config.templates[0]], config.conditions, config.templates[0])
     for t in config.templates[1:]:
       res[f"qvix_{t}"] = run(replies[t], ("qvix",), t)["qvix"]
     if zero is not None:
-      res["qvix_zeroshot"] = run(zero, ("qvix",), "zero-shot")["qvix"]
+      res["qvix_zeroshot"] = run(zero, ("qvix",), "zeroshot")["qvix"]
     per_seed[seed] = res
   return _summarize(config, items, replies, per_seed, info, out_dir)
+
+
+def _eval_key(config: BundledConfig, standin_dir: str, conditions, replies) -> str:
+  """What an evaluation's answers depend on: stand-in, items, decoding, conditions, replies."""
+  blob = json.dumps([standin_dir, config.n_eval, config.eval_seed, config.max_new_tokens,
+                     config.batch_size, config.parse_mode, list(conditions), list(replies)])
+  return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _saved_or_run(path: pathlib.Path, key: str, run) -> dict:
+  """``run()``'s conditions, saved to ``path``; read back instead when ``path`` has ``key``.
+
+  This makes a long study resumable per (seed, prompt set): an interrupted run redoes only the
+  evaluation it was in. A saved file with another key (other replies, stand-in or decoding) is
+  recomputed and overwritten.
+  """
+  if path.exists():
+    saved = json.loads(path.read_text())
+    if saved.get("key") == key:
+      return {n: {**r, "correct": {m: np.array(v, bool) for m, v in r["correct"].items()}}
+              for n, r in saved["conditions"].items()}
+  res = run()
+  blob = {"key": key, "conditions": {
+    n: {**r, "correct": {m: [bool(x) for x in v] for m, v in r["correct"].items()}}
+    for n, r in res.items()}}
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(".tmp")
+  tmp.write_text(json.dumps(blob))
+  tmp.replace(path)
+  return res
 
 
 def _summarize(config, items, replies, per_seed, info, out_dir: pathlib.Path) -> dict:
