@@ -23,7 +23,8 @@ def test_qvix_scienceqa_smoke(tmp_path):
 
 
 @pytest.mark.slow
-def test_qvix_bundled_smoke_and_cached_standin_reuse(tmp_path):
+def test_qvix_bundled_smoke_resume_and_cached_standin_reuse(tmp_path, monkeypatch):
+  from jaxlab.methods.qvix import pipeline
   cfg = dataclasses.replace(bundled.get_config(smoke=True), cache=str(tmp_path / "cache"))
   res = bundled.run(cfg, tmp_path / "a")
   want = set(cfg.conditions) | {"qvix_gptrewrite_v2", "qvix_zeroshot"}
@@ -33,36 +34,39 @@ def test_qvix_bundled_smoke_and_cached_standin_reuse(tmp_path):
                                                       "hand_v1_zeroshot"}
   assert res["conditions"]["qvix"]["diff_vs_baseline_pooled"][1] <= \
       res["conditions"]["qvix"]["diff_vs_baseline_pooled"][2]
-  again = bundled.run(cfg, tmp_path / "b")                 # stand-in and replies from cache
-  assert again["standin"] == res["standin"]
-  assert again["conditions"]["qvix"]["per_seed"] == res["conditions"]["qvix"]["per_seed"]
-  assert "pooled 95% CI" in bundled.report(res)
   saved = sorted(f.name for f in (tmp_path / "a" / "eval").iterdir())
   assert saved == ["seed0-gptrewrite_v2.json", "seed0-hand_v1.json", "seed0-zeroshot.json"]
-
-
-@pytest.mark.slow
-def test_qvix_bundled_resumes_saved_evaluations(tmp_path, monkeypatch):
-  from jaxlab.methods.qvix import pipeline
-  cfg = dataclasses.replace(bundled.get_config(smoke=True), cache=str(tmp_path / "cache"),
-                            templates=("hand_v1",), zeroshot_control=False)
-  res = bundled.run(cfg, tmp_path)
-  (tmp_path / "eval" / "seed0-hand_v1.json").replace(tmp_path / "keep.json")
-  calls = []
-  real = pipeline.lvlm_answerer
+  calls, real = [], pipeline.lvlm_answerer
 
   def counting(*a, **k):
     fn = real(*a, **k)
     return lambda images, prompts: calls.append(len(prompts)) or fn(images, prompts)
 
   monkeypatch.setattr(pipeline, "lvlm_answerer", counting)
-  again = bundled.run(cfg, tmp_path)                  # the lost evaluation is recomputed
-  assert calls and again["conditions"] == res["conditions"]
+  (tmp_path / "a" / "eval" / "seed0-zeroshot.json").unlink()   # interrupted in its last eval
+  resumed = bundled.run(cfg, tmp_path / "a")
+  assert calls == [cfg.n_eval] and resumed["conditions"] == res["conditions"]
   calls.clear()
-  resumed = bundled.run(cfg, tmp_path)                # everything saved: no LVLM call at all
-  assert calls == [] and resumed["conditions"] == res["conditions"]
-  other = bundled.run(dataclasses.replace(cfg, max_new_tokens=3), tmp_path)  # another key
-  assert calls and set(other["conditions"]) == set(res["conditions"])
+  again = bundled.run(cfg, tmp_path / "b")                 # stand-in and replies from cache
+  assert calls                                             # a new run dir evaluates again
+  assert again["standin"] == res["standin"]
+  assert again["conditions"]["qvix"]["per_seed"] == res["conditions"]["qvix"]["per_seed"]
+  assert "pooled 95% CI" in bundled.report(res)
   assert bundled_quick.get_config().n_eval >= 24
   for c in (bundled.get_config(), bundled_quick.get_config()):   # the stand-in study's writer
     assert (c.prequestion_shots, c.shot_style, c.zeroshot_control) == (4, "chat", True)
+
+
+def test_qvix_bundled_eval_key_covers_what_the_answers_depend_on():
+  from jaxlab.methods.qvix.bundled import BundledConfig, _eval_key
+  cfg = BundledConfig()
+  key = _eval_key(cfg, "/c/standin/abc/seed0", ("baseline", "qvix"), ["r1", "r2"])
+  assert key == _eval_key(cfg, "/c/standin/abc/seed0", ("baseline", "qvix"), ["r1", "r2"])
+  for other in [_eval_key(cfg, "/c/standin/abc/seed1", ("baseline", "qvix"), ["r1", "r2"]),
+                _eval_key(cfg, "/c/standin/abc/seed0", ("baseline",), ["r1", "r2"]),
+                _eval_key(cfg, "/c/standin/abc/seed0", ("baseline", "qvix"), ["r1", "r3"])] + [
+      _eval_key(dataclasses.replace(cfg, **{f: v}), "/c/standin/abc/seed0", ("baseline", "qvix"),
+                ["r1", "r2"])
+      for f, v in [("n_eval", 299), ("eval_seed", 1), ("max_new_tokens", 7), ("batch_size", 4),
+                   ("parse_mode", "lenient")]]:
+    assert other != key
