@@ -53,9 +53,12 @@ def report(result: dict) -> str:
   w = result.get("prequestion_writer", {})
   parsed = ", ".join(f"{t} {100 * v:.0f}%"
                      for t, v in result.get("prequestions_parsed_any_frac", {}).items())
+  towers = sorted({s["vision_tower"] for s in result.get("standin", {}).values()})
   return "\n".join([
     f"{result['n_items']} held-out items x seeds {result['seeds']}; chance "
     f"{100 * result['chance_acc']:.1f}%. Small offline reproduction (stand-in LVLM).",
+    f"Vision tower: {', '.join(towers)}"
+    + (" (no clip-pretrain stand-in was cached)" if "random-frozen" in towers else "") + ".",
     f"Pre-question writer: {w.get('shots', 0)} hand-written demos ({w.get('shot_style')}), "
     f"parse mode {w.get('parse_mode')}; replies with >= 1 parsed pre-question: {parsed}.", "",
     "| condition | accuracy % (mean +- std over seeds) | pooled 95% CI | vs baseline (paired) |",

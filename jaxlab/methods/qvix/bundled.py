@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import pathlib
+import warnings
 
 import jax
 import numpy as np
@@ -66,6 +67,11 @@ class BundledConfig:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+RANDOM_TOWER = ("no CLIP stand-in is cached, so the stand-in LVLM uses a random frozen vision "
+                "tower (recorded as vision_tower: random-frozen); run `jaxlab run clip-pretrain` "
+                "first (about 7 minutes on 2 cores) for the trained tower.")
+
+
 def _decoder(name: str):
   if name == "tiny-random":
     import tokenizers  # noqa: PLC0415
@@ -99,6 +105,8 @@ def train_standin(config: BundledConfig, base, seed: int, root: pathlib.Path, lo
   dcfg, dparams, tok = base
   clip_dir = standin.find_clip_standin()
   cfg, params, source = standin.build(dcfg, dparams, tok, jax.random.key(seed), clip_dir)
+  if source == "random-frozen" and config.decoder != "tiny-random":
+    warnings.warn(RANDOM_TOWER, stacklevel=2)
   cap, vqa = training_data(tok, cfg, config, seed)
   d = root / config.tag(source) / f"seed{seed}"
   params, l1 = standin_train.train_stage(cfg, params, cap, config.align, d, seed=seed, log=log)
