@@ -28,6 +28,7 @@ import warnings
 import jax
 import numpy as np
 
+from jaxlab.core.metrics import write_json
 from jaxlab.core.plot import lines
 from jaxlab.data import cache_root, scienceqa
 from jaxlab.methods.qvix import controls, llm, pipeline, standin, standin_train
@@ -173,13 +174,8 @@ def _saved_or_run(path: pathlib.Path, key: str, run) -> dict:
       return {n: {**r, "correct": {m: np.array(v, bool) for m, v in r["correct"].items()}}
               for n, r in saved["conditions"].items()}
   res = run()
-  blob = {"key": key, "conditions": {
-    n: {**r, "correct": {m: [bool(x) for x in v] for m, v in r["correct"].items()}}
-    for n, r in res.items()}}
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(".tmp")
-  tmp.write_text(json.dumps(blob))
-  tmp.replace(path)
+  write_json(path, {"key": key, "conditions": res})   # atomic; bool arrays become lists
   return res
 
 
