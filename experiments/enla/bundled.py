@@ -4,7 +4,7 @@ import dataclasses
 import pathlib
 
 from experiments.enla import common
-from jaxlab.methods.enla import pretrain
+from jaxlab.models import clip_standin
 from jaxlab.methods.enla.config import PromptConfig
 from jaxlab.methods.enla.ot import OTConfig
 
@@ -23,7 +23,7 @@ Config = common.Config
 def get_config(smoke: bool = False) -> Config:
   if smoke:
     return Config(
-      standin=dataclasses.replace(pretrain.QUICK, width=32, layers=1, heads=2, patch=16,
+      standin=dataclasses.replace(clip_standin.QUICK, width=32, layers=1, heads=2, patch=16,
                                   text_width=32, text_layers=1, projection=16, steps=3,
                                   batch=16, per_dataset=64, datasets=("digits", "shapes")),
       prompt=PromptConfig(steps=2, batch=8, ot=OTConfig(iterations=5)), seeds=2, shots=2,

@@ -3,7 +3,7 @@
 import pathlib
 
 from experiments.enla import common
-from jaxlab.methods.enla import pretrain
+from jaxlab.models import clip_standin
 from jaxlab.methods.enla.config import PromptConfig
 
 DESCRIPTION = "EnPrompt on base-to-novel, few-shot, cross-dataset and domain shift (toy suite)"
@@ -22,7 +22,7 @@ def get_config(smoke: bool = False) -> Config:
     from experiments.enla import bundled
     return bundled.get_config(smoke=True)
   return Config(
-    standin=pretrain.QUICK,  # the cached quick stand-in (see docs/enla.md: why not FULL)
+    standin=clip_standin.QUICK,  # the cached quick stand-in (see docs/enla.md: why not FULL)
     prompt=PromptConfig(steps=80),
     b2n_datasets=("mnist", "fashion_mnist", "digits", "shapes", "colour_shapes", "size_shapes"),
     ablations=tuple(a for a in common.ABLATIONS if a != "enprompt_unrolled"),

@@ -5,7 +5,7 @@ import pathlib
 
 from jaxlab.core.metrics import read_jsonl
 from jaxlab.core.plot import lines
-from jaxlab.methods.enla import pretrain
+from jaxlab.models import clip_standin
 
 DESCRIPTION = "Contrastive pretraining of the small CLIP stand-in (MNIST, Fashion, digits, shapes)"
 CLAIM = ("No CLIP weights ship offline; a small two-tower CLIP (our Linen CLIP, CLIP BPE "
@@ -17,32 +17,32 @@ CLAIM = ("No CLIP weights ship offline; a small two-tower CLIP (our Linen CLIP, 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
   preset: str = "quick"  # "quick" (enla-bundled's stand-in) or "full" (enla-bundled-full's)
-  standin: pretrain.StandInConfig | None = None  # overrides the preset when set
+  standin: clip_standin.StandInConfig | None = None  # overrides the preset when set
   eval_limit: int = 1000
 
 
 def get_config(smoke: bool = False) -> Config:
   if smoke:
-    return Config(standin=pretrain.StandInConfig(
+    return Config(standin=clip_standin.StandInConfig(
       width=32, layers=1, heads=2, patch=16, text_width=32, text_layers=1, projection=16,
       steps=3, batch=16, per_dataset=64, datasets=("digits", "shapes")), eval_limit=50)
   return Config()
 
 
-def _standin(config: Config) -> pretrain.StandInConfig:
+def _standin(config: Config) -> clip_standin.StandInConfig:
   if config.standin is not None:
     return config.standin
-  return {"quick": pretrain.QUICK, "full": pretrain.FULL}[config.preset]
+  return clip_standin.PRESETS[config.preset]
 
 
 def run(config: Config, out_dir: pathlib.Path) -> dict:
   cfg = _standin(config)
-  _, _, metrics = pretrain.train(cfg, pathlib.Path(out_dir), eval_limit=config.eval_limit)
+  _, _, metrics = clip_standin.train(cfg, pathlib.Path(out_dir), eval_limit=config.eval_limit)
   rows = [r for r in read_jsonl(pathlib.Path(out_dir) / "metrics.jsonl") if "loss" in r]
   lines(pathlib.Path(out_dir) / "loss.png", [r["step"] for r in rows],
         {"contrastive loss": [r["loss"] for r in rows]}, xlabel="step", ylabel="loss",
         title="clip-pretrain")
-  return {**metrics, "final_loss": rows[-1]["loss"], "cache": str(pretrain.cache_path(cfg)),
+  return {**metrics, "final_loss": rows[-1]["loss"], "cache": str(clip_standin.cache_path(cfg)),
           "tag": cfg.tag()}
 
 

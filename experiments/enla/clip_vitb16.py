@@ -17,7 +17,8 @@ import numpy as np
 
 from experiments.enla import common
 from jaxlab.core import errors
-from jaxlab.methods.enla import protocols, runner, suite
+from jaxlab.data import toy_suite
+from jaxlab.methods.enla import protocols, runner
 from jaxlab.methods.enla.config import PromptConfig
 from jaxlab.models import clip, clip_io
 from jaxlab.models.clip_tokenizer import CLIPTokenizer
@@ -108,7 +109,7 @@ def coop_loader(root: str, size: int = 224):
     images = np.stack([_read_image(os.path.join(root, folder, image_dir, p), size)
                        for p, _, _ in items])
     labels = np.array([int(lab) for _, lab, _ in items], np.int32)
-    return suite.ImageSet(images, labels, tuple(names[i] for i in sorted(names)))
+    return toy_suite.ImageSet(images, labels, tuple(names[i] for i in sorted(names)))
 
   return load
 
@@ -137,7 +138,7 @@ def _backbone(config: Config) -> runner.Backbone:
 
 def run(config: Config, out_dir: pathlib.Path) -> dict:
   bb = _smoke_backbone() if config.smoke else _backbone(config)
-  load = suite.load if config.smoke else coop_loader(
+  load = toy_suite.load if config.smoke else coop_loader(
     config.data_root or os.environ.get("JAXLAB_COOP_DATA", ""))
   # Steps = epochs over the base-class 16-shot set (about half the classes).
   per = {}
@@ -158,7 +159,7 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
 
 
 def _classes(load, name: str):
-  return load(name, "train", limit=8).classnames if name in COOP else suite.classnames(name)
+  return load(name, "train", limit=8).classnames if name in COOP else toy_suite.classnames(name)
 
 
 report = common.report

@@ -9,8 +9,10 @@ import numpy as np
 from jaxlab.core import errors
 from jaxlab.core.metrics import MetricsWriter
 from jaxlab.core.plot import heatmap, lines
-from jaxlab.methods.enla import pretrain, protocols, runner, suite
+from jaxlab.data import toy_suite
+from jaxlab.methods.enla import protocols, runner
 from jaxlab.methods.enla.config import ENSEMBLE, METHODS, PromptConfig
+from jaxlab.models import clip_standin
 from jaxlab.models.clip import CLIP
 from jaxlab.models.clip_tokenizer import CLIPTokenizer
 
@@ -57,7 +59,7 @@ STEP0 = ("coop_step0", "cocoop_step0", "plot_step0", "enprompt_step0")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
   """Which protocols, datasets and methods to run on which stand-in."""
-  standin: pretrain.StandInConfig = pretrain.QUICK
+  standin: clip_standin.StandInConfig = clip_standin.QUICK
   prompt: PromptConfig = PromptConfig(steps=100)
   methods: tuple[str, ...] = METHODS
   ablations: tuple[str, ...] = ()
@@ -74,14 +76,14 @@ class Config:
   cross_source: str = ""
   cross_targets: tuple[str, ...] = ("shapes", "colours", "size_shapes")
   domain_source: str = ""
-  corruptions: tuple[str, ...] = suite.CORRUPTIONS
+  corruptions: tuple[str, ...] = toy_suite.CORRUPTIONS
   transfer_methods: tuple[str, ...] = ("zero_shot", "coop", "cocoop", "plot", "enprompt")
   train_limit: int = 5000
   test_limit: int = 1000
 
 
 def backbone(config: Config, out_dir: pathlib.Path) -> tuple[runner.Backbone, dict]:
-  ccfg, params, info = pretrain.get_or_train(config.standin, out_dir)
+  ccfg, params, info = clip_standin.get_or_train(config.standin, out_dir)
   return runner.Backbone(CLIP(ccfg), params, CLIPTokenizer(ccfg.text.context_length)), info
 
 
@@ -122,7 +124,7 @@ def run_suite(config: Config, out_dir: pathlib.Path) -> dict:
       config.seeds, runs, config.train_limit, config.test_limit)
     _few_shot_plot(result["few_shot"], config, out_dir)
   if config.cross_source:
-    targets = {t: suite.load(t, "test", limit=config.test_limit, seed=1)
+    targets = {t: toy_suite.load(t, "test", limit=config.test_limit, seed=1)
                for t in (config.cross_source,) + config.cross_targets}
     result["cross_dataset"] = runner.transfer(
       bb, config.cross_source, targets, pick(config.transfer_methods), config.shots,

@@ -34,7 +34,7 @@ def get_config(smoke: bool = False) -> bundled.BundledConfig:
       tune=standin_train.StageConfig(stage="tune", steps=2, batch=4, lora_rank=2, ckpt_every=2),
       templates=("hand_v1", "gptrewrite_v2"), llm_max_new_tokens=12, max_new_tokens=4,
       batch_size=4, cache="runs/qvix-smoke-cache", prequestion_shots=2, shot_style="prefix",
-      zeroshot_control=True)
+      zeroshot_control=True, vision_tower="random")
   return bundled.BundledConfig(**FEWSHOT)
 
 
@@ -58,7 +58,7 @@ def report(result: dict) -> str:
     f"{result['n_items']} held-out items x seeds {result['seeds']}; chance "
     f"{100 * result['chance_acc']:.1f}%. Small offline reproduction (stand-in LVLM).",
     f"Vision tower: {', '.join(towers)}"
-    + (" (no clip-pretrain stand-in was cached)" if "random-frozen" in towers else "") + ".",
+    + (" (no trained CLIP features)" if "random-frozen" in towers else "") + ".",
     f"Pre-question writer: {w.get('shots', 0)} hand-written demos ({w.get('shot_style')}), "
     f"parse mode {w.get('parse_mode')}; replies with >= 1 parsed pre-question: {parsed}.", "",
     "| condition | accuracy % (mean +- std over seeds) | pooled 95% CI | vs baseline (paired) |",

@@ -17,4 +17,5 @@ def get_config(smoke: bool = False) -> bundled.BundledConfig:
     tune=standin_train.StageConfig(stage="tune", steps=20, batch=4, lr=5e-4, ckpt_every=10),
     conditions=("baseline", "qvix", "irrelevant", "filler"), templates=("hand_v1",),
     llm_max_new_tokens=64, max_new_tokens=6, batch_size=8,
+    vision_tower="cached",  # the CLIP stand-in if one is cached (random otherwise: <= 5 min)
     **full.FEWSHOT)  # few-shot writer + the released zero-shot prompt as "qvix_zeroshot"

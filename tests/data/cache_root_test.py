@@ -4,7 +4,7 @@ that ``$JAXLAB_CACHE`` moves, so a cold-cache run or a read-only home works."""
 import pathlib
 
 from jaxlab.data import cache_dir, cache_root
-from jaxlab.methods.enla import pretrain
+from jaxlab.models import clip_standin
 from jaxlab.methods.qvix import standin
 
 
@@ -12,12 +12,12 @@ def test_jaxlab_cache_moves_every_cache(tmp_path, monkeypatch):
   monkeypatch.setenv("JAXLAB_CACHE", str(tmp_path))
   assert cache_root() == tmp_path
   assert cache_dir() == tmp_path / "datasets"
-  assert pretrain.cache_path(pretrain.QUICK).parent == tmp_path / "clip_standin"
-  assert standin.find_clip_standin() is None          # nothing cached under the new root
+  assert clip_standin.cache_path(clip_standin.QUICK).parent == tmp_path / "clip_standin"
+  assert standin.newest_clip_standin() is None          # nothing cached under the new root
   model = tmp_path / "clip_standin" / "abc" / "model.safetensors"
   model.parent.mkdir(parents=True)
   model.write_bytes(b"")
-  assert standin.find_clip_standin() == model.parent
+  assert standin.newest_clip_standin() == model.parent
 
 
 def test_default_root_is_the_home_cache(monkeypatch):

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlab.methods.enla import learners, protocols, suite, train
+from jaxlab.data import toy_suite
+from jaxlab.methods.enla import learners, protocols, train
 from jaxlab.methods.enla.config import PromptConfig
 from jaxlab.models.clip import CLIP
 
@@ -26,7 +27,7 @@ class Backbone(NamedTuple):
   model: CLIP
   params: Any
   tok: Any
-  to_pixels: Callable = suite.to_pixels  # uint8 images -> normalised float pixels (in jit)
+  to_pixels: Callable = toy_suite.to_pixels  # uint8 images -> normalised float pixels (in jit)
 
 
 class Trained(NamedTuple):
@@ -72,7 +73,7 @@ def fit_method(bb: Backbone, cfg: PromptConfig, images: np.ndarray, labels: np.n
   return Trained(cfg.method, learner, state.params["learn"], cfg)
 
 
-def eval_method(bb: Backbone, trained: Trained, data: suite.ImageSet,
+def eval_method(bb: Backbone, trained: Trained, data: toy_suite.ImageSet,
                 same_classes: bool = True) -> dict[str, float] | None:
   """Accuracy stats on ``data`` (with its own class set); None where the method cannot."""
   if trained.learner is None:
@@ -97,22 +98,22 @@ def _cached(run_dir: pathlib.Path, key: Any, compute: Callable[[], Any]) -> Any:
   return out
 
 
-def _per_seed_shots(data: suite.ImageSet, shots: int, seeds: int) -> tuple[np.ndarray, ...]:
+def _per_seed_shots(data: toy_suite.ImageSet, shots: int, seeds: int) -> tuple[np.ndarray, ...]:
   idx = np.stack([protocols.few_shot_indices(data.labels, shots, seed=s) for s in range(seeds)])
   return data.images[idx], data.labels[idx]
 
 
-def _restrict(data: suite.ImageSet, keep: np.ndarray) -> suite.ImageSet:
+def _restrict(data: toy_suite.ImageSet, keep: np.ndarray) -> toy_suite.ImageSet:
   rows, rel = protocols.select_classes(data.labels, keep)
-  return suite.ImageSet(data.images[rows], rel, tuple(data.classnames[i] for i in keep))
+  return toy_suite.ImageSet(data.images[rows], rel, tuple(data.classnames[i] for i in keep))
 
 
 def base_to_novel(bb: Backbone, name: str, methods: dict[str, PromptConfig], shots: int,
                   seeds: int, out_dir: pathlib.Path, train_limit: int = 5000,
-                  test_limit: int = 1000, load: Callable = suite.load) -> dict[str, Any]:
+                  test_limit: int = 1000, load: Callable = toy_suite.load) -> dict[str, Any]:
   """CoOp's base-to-novel protocol on one set: train on base, test base and novel.
 
-  ``load(name, split, limit=, seed=) -> ImageSet`` defaults to the toy suite.
+  ``load(name, split, limit=, seed=) -> ImageSet`` defaults to the toy toy_suite.
   """
   tr = load(name, "train", limit=train_limit)
   te = load(name, "test", limit=test_limit, seed=1)
@@ -136,7 +137,7 @@ def base_to_novel(bb: Backbone, name: str, methods: dict[str, PromptConfig], sho
 
 def few_shot(bb: Backbone, name: str, methods: dict[str, PromptConfig], shots_list, seeds: int,
              out_dir: pathlib.Path, train_limit: int = 5000,
-             test_limit: int = 1000, load: Callable = suite.load) -> dict[str, Any]:
+             test_limit: int = 1000, load: Callable = toy_suite.load) -> dict[str, Any]:
   """All classes, k shots per class for each k; accuracy on the test split."""
   tr = load(name, "train", limit=train_limit)
   te = load(name, "test", limit=test_limit, seed=1)
@@ -155,10 +156,10 @@ def few_shot(bb: Backbone, name: str, methods: dict[str, PromptConfig], shots_li
   return out
 
 
-def transfer(bb: Backbone, source: str, targets: dict[str, suite.ImageSet],
+def transfer(bb: Backbone, source: str, targets: dict[str, toy_suite.ImageSet],
              methods: dict[str, PromptConfig], shots: int, seeds: int, out_dir: pathlib.Path,
              same_classes: bool, train_limit: int = 5000,
-             load: Callable = suite.load) -> dict[str, Any]:
+             load: Callable = toy_suite.load) -> dict[str, Any]:
   """Train on ``source`` (all classes) and test on each target set (cross-dataset or shift)."""
   tr = load(source, "train", limit=train_limit)
   images, labels = _per_seed_shots(tr, shots, seeds)
@@ -175,12 +176,12 @@ def transfer(bb: Backbone, source: str, targets: dict[str, suite.ImageSet],
   return out
 
 
-def domain_targets(name: str, corruptions, test_limit: int = 1000) -> dict[str, suite.ImageSet]:
+def domain_targets(name: str, corruptions, test_limit: int = 1000) -> dict[str, toy_suite.ImageSet]:
   """The clean test split of ``name`` and its corrupted copies (same labels)."""
-  te = suite.load(name, "test", limit=test_limit, seed=1)
+  te = toy_suite.load(name, "test", limit=test_limit, seed=1)
   out = {"clean": te}
   for i, c in enumerate(corruptions):
-    out[c] = dataclasses.replace(te, images=suite.corrupt(te.images, c, seed=i))
+    out[c] = dataclasses.replace(te, images=toy_suite.corrupt(te.images, c, seed=i))
   return out
 
 

@@ -19,8 +19,7 @@ import optax
 
 from jaxlab.core.state import TrainState
 from jaxlab.core.train import fit, jit_step, make_step
-from jaxlab.data import BatchIterator
-from jaxlab.methods.enla import suite
+from jaxlab.data import BatchIterator, toy_suite
 from jaxlab.methods.enla.config import PromptConfig
 from jaxlab.methods.enla.learners import Learner, cross_entropy
 
@@ -61,7 +60,7 @@ def make_loss(learner: Learner, bank: dict, num_seeds: int):
 
 def train_prompts(learner: Learner, clip_params: Params, images: np.ndarray, labels: np.ndarray,
                   bank: dict, cfg: PromptConfig, out_dir: pathlib.Path, seed: int = 0,
-                  desc: str = "prompts", to_pixels=suite.to_pixels) -> TrainState:
+                  desc: str = "prompts", to_pixels=toy_suite.to_pixels) -> TrainState:
   """Trains S seeds at once on per-seed few-shot sets images [S, n, 32, 32, 3], labels [S, n].
 
   Returns:
@@ -89,7 +88,7 @@ def train_prompts(learner: Learner, clip_params: Params, images: np.ndarray, lab
 
 def evaluate(learner: Learner, clip_params: Params, learn: Params, images: np.ndarray,
              labels: np.ndarray, bank: dict, batch: int = 250,
-             to_pixels=suite.to_pixels) -> np.ndarray:
+             to_pixels=toy_suite.to_pixels) -> np.ndarray:
   """Top-1 accuracy (%) per seed [S] of stacked params on one labelled set."""
   predict = lambda p, x: jnp.argmax(learner.logits(p, clip_params, x, bank), -1)
   if not jax.tree.leaves(learn):  # nothing learned (zero-shot): one "seed"

@@ -60,6 +60,9 @@ class BundledConfig:
   max_new_tokens: int = 8
   batch_size: int = 8
   cache: str = ""  # stand-in and LLM caches (default $JAXLAB_CACHE or ~/.cache/jaxlab)
+  # "clip-standin" (quick CLIP stand-in, trained on first use), "clip-standin-full", "cached"
+  # (newest cached one, else random), "random" (random frozen) or a local HF CLIP folder
+  vision_tower: str = "clip-standin"
 
   def tag(self, clip_source: str) -> str:
     keep = {k: v for k, v in dataclasses.asdict(self).items()
@@ -68,9 +71,10 @@ class BundledConfig:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-RANDOM_TOWER = ("no CLIP stand-in is cached, so the stand-in LVLM uses a random frozen vision "
-                "tower (recorded as vision_tower: random-frozen); run `jaxlab run clip-pretrain` "
-                "first (about 7 minutes on 2 cores) for the trained tower.")
+RANDOM_TOWER = ("vision_tower=cached found no cached CLIP stand-in, so the stand-in LVLM uses a "
+                "random frozen vision tower (recorded as vision_tower: random-frozen); run "
+                "`jaxlab run clip-pretrain` first (a few minutes on 2 cores) or pass "
+                "--set vision_tower=clip-standin to train it here.")
 
 
 def _decoder(name: str):
@@ -101,13 +105,12 @@ def training_data(tok, cfg, config: BundledConfig, seed: int):
           standin_train.make_dataset(tok, cfg, vqa))
 
 
-def train_standin(config: BundledConfig, base, seed: int, root: pathlib.Path, log=None):
-  """(cfg, params, losses) of the seed's stand-in; resumes from / reuses ``root``."""
+def train_standin(config: BundledConfig, base, seed: int, root: pathlib.Path, clip_dir=None,
+                  log=None):
+  """(cfg, params, losses) of the seed's stand-in on the tower in ``clip_dir`` (None: random);
+  resumes from / reuses ``root``."""
   dcfg, dparams, tok = base
-  clip_dir = standin.find_clip_standin()
   cfg, params, source = standin.build(dcfg, dparams, tok, jax.random.key(seed), clip_dir)
-  if source == "random-frozen" and config.decoder != "tiny-random":
-    warnings.warn(RANDOM_TOWER, stacklevel=2)
   cap, vqa = training_data(tok, cfg, config, seed)
   d = root / config.tag(source) / f"seed{seed}"
   params, l1 = standin_train.train_stage(cfg, params, cap, config.align, d, seed=seed, log=log)
@@ -133,9 +136,13 @@ def run_bundled(config: BundledConfig, out_dir: pathlib.Path, log=None) -> dict:
   if config.zeroshot_control and config.prequestion_shots > 0:
     zero = ask(config.templates[0], 0)
     replies[f"{config.templates[0]}_zeroshot"] = zero
+  clip_dir = standin.clip_tower(config.vision_tower, out_dir)
+  if clip_dir is None and config.vision_tower == "cached" and config.decoder != "tiny-random":
+    warnings.warn(RANDOM_TOWER, stacklevel=2)
   per_seed, info = {}, {}
   for seed in config.seeds:
-    cfg, params, info[seed] = train_standin(config, base, seed, cache / "qvix_standin", log)
+    cfg, params, info[seed] = train_standin(config, base, seed, cache / "qvix_standin",
+                                            clip_dir, log)
     answer = pipeline.lvlm_answerer(cfg, params, tok, PROC, wrap=standin.WRAP.format,
                                     max_new_tokens=config.max_new_tokens,
                                     batch_size=config.batch_size)

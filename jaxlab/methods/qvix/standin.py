@@ -1,10 +1,11 @@
 """The offline stand-in LVLM: the cached CLIP stand-in's vision tower + SmolLM2-135M-Instruct.
 
 No LVLM weights ship offline, so jaxlab trains one, LLaVA's way: a frozen CLIP vision tower
-(the ``clip-pretrain`` stand-in from ``~/.cache/jaxlab/clip_standin``; a random frozen tower
-when none is cached, labelled so), a two-layer GELU projector into SmolLM2's embedding space,
-and the frozen decoder (stage 1: projector only, on scene captions; stage 2: projector +
-LoRA, on multiple-choice visual questions). The data are the generated scenes of
+(by default the quick CLIP stand-in of ``jaxlab.models.clip_standin``, trained on first use;
+:func:`clip_tower` lists the options, a random frozen tower among them, labelled so), a
+two-layer GELU projector into SmolLM2's embedding space, and the frozen decoder (stage 1:
+projector only, on scene captions; stage 2: projector + LoRA, on multiple-choice visual
+questions). The data are the generated scenes of
 ``jaxlab.data.scienceqa`` (held-out seeds for evaluation).
 """
 
@@ -16,19 +17,48 @@ import pathlib
 import jax
 import numpy as np
 
+from jaxlab.core import errors
 from jaxlab.data import cache_root, scienceqa
-from jaxlab.models import clip, clip_io, lvlm
+from jaxlab.models import clip, clip_io, clip_standin, lvlm
 from jaxlab.models.decoder_config import DecoderConfig
 
 WRAP = "<image>\n{}"  # the stand-in's input text around a QVix prompt
 IMAGE_TOKEN_NAME = "<|image|>"  # informative; the id is a spare SmolLM2 control token
 
 
-def find_clip_standin() -> pathlib.Path | None:
+TOWERS = ("clip-standin", "clip-standin-full", "cached", "random")
+
+
+def newest_clip_standin() -> pathlib.Path | None:
   """The newest cached CLIP stand-in directory (``$JAXLAB_CACHE`` or ~/.cache/jaxlab)."""
   found = sorted((cache_root() / "clip_standin").glob("*/model.safetensors"),
                  key=lambda p: p.stat().st_mtime)
   return found[-1].parent if found else None
+
+
+def clip_tower(spec: str, work_dir: str | os.PathLike) -> pathlib.Path | None:
+  """The CLIP folder whose vision tower the stand-in LVLM uses; None means random frozen.
+
+  ``spec``: "clip-standin" / "clip-standin-full" is the quick / full CLIP stand-in of
+  ``jaxlab.models.clip_standin``, read from the cache or trained now (quick: a few minutes on
+  2 cores, checkpointed under ``work_dir`` so it resumes); "cached" is the newest cached
+  stand-in, else random; "random" is a random frozen tower; anything else is a local HF CLIP
+  folder (``CLIPModel.save_pretrained`` layout).
+  """
+  if spec in ("clip-standin", "clip-standin-full"):
+    cfg = clip_standin.PRESETS["full" if spec.endswith("full") else "quick"]
+    if clip_standin.cached_dir(cfg) is None:
+      clip_standin.train(cfg, pathlib.Path(work_dir) / f"{spec}-{cfg.tag()}")
+    return clip_standin.cache_path(cfg)
+  if spec == "cached":
+    return newest_clip_standin()
+  if spec == "random":
+    return None
+  if not os.path.isdir(spec):
+    raise errors.ConfigError(
+      f"vision_tower={spec!r} is neither one of {TOWERS} nor a local CLIP folder; pass one of "
+      "those names or the path of a folder saved by CLIPModel.save_pretrained.")
+  return pathlib.Path(spec)
 
 
 def spare_token(tok) -> int:

@@ -4,12 +4,12 @@ import math
 
 import pytest
 
-from jaxlab.methods.enla import pretrain
+from jaxlab.models import clip_standin
 
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
-  monkeypatch.setattr(pretrain, "cache_path", lambda cfg: tmp_path / "standin")
+  monkeypatch.setattr(clip_standin, "cache_path", lambda cfg: tmp_path / "standin")
 
 
 def _finite(x):
@@ -24,7 +24,7 @@ def test_clip_pretrain_smoke(tmp_path):
   from experiments.enla import clip_pretrain
   out = clip_pretrain.run(clip_pretrain.get_config(smoke=True), tmp_path / "pt")
   assert 0 <= out["zero_shot/digits"] <= 1 and _finite(out)
-  assert (pretrain.cache_path(None) / "model.safetensors").exists()
+  assert (clip_standin.cache_path(None) / "model.safetensors").exists()
   assert "zero-shot" in clip_pretrain.report(out)
 
 

@@ -52,9 +52,9 @@ def test_qvix_bundled_smoke_resume_and_cached_standin_reuse(tmp_path, monkeypatc
   assert again["standin"] == res["standin"]
   assert again["conditions"]["qvix"]["per_seed"] == res["conditions"]["qvix"]["per_seed"]
   assert "pooled 95% CI" in bundled.report(res)
-  tower = res["standin"][0]["vision_tower"]
-  assert f"Vision tower: {tower}" in bundled.report(res)
-  assert ("no clip-pretrain" in bundled.report(res)) == (tower == "random-frozen")
+  assert res["standin"][0]["vision_tower"] == "random-frozen"    # the smoke's vision_tower
+  assert "Vision tower: random-frozen (no trained CLIP features)." in bundled.report(res)
+  assert bundled.get_config().vision_tower == "clip-standin"     # the study: trained tower
   assert bundled_quick.get_config().n_eval >= 24
   for c in (bundled.get_config(), bundled_quick.get_config()):   # the stand-in study's writer
     assert (c.prequestion_shots, c.shot_style, c.zeroshot_control) == (4, "chat", True)

@@ -67,3 +67,35 @@ def test_caption_and_vqa_text():
   it = {"question": "How many shapes are in the picture?", "choices": ["1", "2"], "answer": 1}
   assert standin.vqa_example(it) == ("Question: How many shapes are in the picture?\n"
                                      "Options: 1\n2\nAnswer:", " 2")
+
+
+def test_clip_tower_resolves_each_spec_and_trains_the_standin_only_when_missing(
+    tmp_path, monkeypatch):
+  import pytest
+
+  from jaxlab.core import errors
+  from jaxlab.models import clip_standin
+  monkeypatch.setenv("JAXLAB_CACHE", str(tmp_path / "cache"))
+  trained = []
+
+  def fake_train(cfg, out_dir):  # records the call and leaves a cached stand-in behind
+    trained.append((cfg.tag(), out_dir))
+    path = clip_standin.cache_path(cfg)
+    path.mkdir(parents=True)
+    (path / "model.safetensors").write_bytes(b"")
+
+  monkeypatch.setattr(clip_standin, "train", fake_train)
+  assert standin.clip_tower("random", tmp_path) is None
+  assert standin.clip_tower("cached", tmp_path) is None          # nothing cached: random
+  quick = standin.clip_tower("clip-standin", tmp_path / "run")
+  assert quick == clip_standin.cache_path(clip_standin.QUICK)
+  assert trained == [(clip_standin.QUICK.tag(),
+                      tmp_path / "run" / f"clip-standin-{clip_standin.QUICK.tag()}")]
+  assert standin.clip_tower("clip-standin", tmp_path / "run") == quick
+  assert len(trained) == 1                                        # cached now: no retraining
+  assert standin.clip_tower("cached", tmp_path) == quick
+  full = standin.clip_tower("clip-standin-full", tmp_path / "run")
+  assert full == clip_standin.cache_path(clip_standin.FULL) != quick and len(trained) == 2
+  assert standin.clip_tower(str(full), tmp_path) == full                 # a local folder
+  with pytest.raises(errors.ConfigError, match="neither one of"):
+    standin.clip_tower(str(tmp_path / "absent"), tmp_path)

@@ -1,7 +1,7 @@
 """A small CLIP-style stand-in, trained contrastively on the bundled image sets.
 
-No CLIP weights ship offline, so the prompt-learning experiments run on a two-tower model
-trained here: our Linen CLIP (HF key names) with a from-scratch causal text tower and the real
+No CLIP weights ship offline, so the prompt-learning experiments (EnPrompt) and the vision
+tower of QVix's stand-in LVLM come from a two-tower model trained here: our Linen CLIP (HF key names) with a from-scratch causal text tower and the real
 CLIP BPE tokenizer, on MNIST, Fashion-MNIST, sklearn digits and procedural shapes scenes with
 templated / compositional captions. Every downstream class is seen in pretraining (as for CLIP).
 
@@ -20,8 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlab.data import shapes
-from jaxlab.methods.enla import suite
+from jaxlab.data import shapes, toy_suite
 from jaxlab.models import clip, clip_io
 from jaxlab.models.clip_tokenizer import CLIPTokenizer
 
@@ -67,14 +66,15 @@ class StandInConfig:
 # the larger one for ``enla-bundled-full`` (``--set standin.preset=full``).
 QUICK = StandInConfig(width=64, layers=3, patch=8, steps=800, batch=128, per_dataset=10000)
 FULL = StandInConfig(width=96, layers=4, patch=4, steps=3000, batch=128, per_dataset=20000)
+PRESETS = {"quick": QUICK, "full": FULL}
 
 
 def _class_captions(name: str) -> list[list[str]]:
   out = []
-  for i, cname in enumerate(suite.classnames(name)):
+  for i, cname in enumerate(toy_suite.classnames(name)):
     caps = [t.format(cname) for t in CLASS_TEMPLATES]
     if name in ("mnist", "digits"):
-      caps += [t.format(w=suite.NUMBER_WORDS[i]) for t in DIGIT_EXTRA]
+      caps += [t.format(w=toy_suite.NUMBER_WORDS[i]) for t in DIGIT_EXTRA]
     out.append(caps)
   return out
 
@@ -105,7 +105,7 @@ def pretraining_pool(cfg: StandInConfig, offsets: dict) -> dict[str, np.ndarray]
       images.append(a["image"])
       groups.append(offsets[name] + combo)
     else:
-      s = suite.load(name, "train", limit=cfg.per_dataset, seed=cfg.seed)
+      s = toy_suite.load(name, "train", limit=cfg.per_dataset, seed=cfg.seed)
       images.append(s.images)
       groups.append(offsets[name] + s.labels)
   return {"image": np.concatenate(images), "group": np.concatenate(groups).astype(np.int32)}
@@ -133,7 +133,7 @@ def make_loss(model: clip.CLIP, table: np.ndarray, groups: dict):
     pick = jax.random.randint(key, g.shape, 0, 1 << 20) % count[g]
     ids = table[start[g] + pick]
     params = {**params, "logit_scale": jnp.clip(params["logit_scale"], 0.0, jnp.log(100.0))}
-    loss, aux = contrastive_loss(params, model, suite.to_pixels(batch["image"]), ids)
+    loss, aux = contrastive_loss(params, model, toy_suite.to_pixels(batch["image"]), ids)
     return loss, (model_state, aux)
 
   return loss_fn
@@ -156,21 +156,25 @@ def save(cfg: StandInConfig, params, metrics: dict, path: pathlib.Path | None = 
                        extra={"standin": dataclasses.asdict(cfg), "metrics": metrics})
 
 
+def cached_dir(cfg: StandInConfig) -> pathlib.Path | None:
+  """The HF-layout folder of a previously trained stand-in, or None."""
+  path = cache_path(cfg)
+  return path if (path / "model.safetensors").exists() else None
+
+
 def load_cached(cfg: StandInConfig):
   """(CLIPConfig, params) of a previously trained stand-in, or None."""
-  path = cache_path(cfg)
-  if not (path / "model.safetensors").exists():
-    return None
-  return clip_io.load_hf_clip(path)
+  path = cached_dir(cfg)
+  return None if path is None else clip_io.load_hf_clip(path)
 
 
-def zero_shot_accuracy(model: clip.CLIP, params, tok: CLIPTokenizer, data: suite.ImageSet,
+def zero_shot_accuracy(model: clip.CLIP, params, tok: CLIPTokenizer, data: toy_suite.ImageSet,
                        batch: int = 500) -> float:
   """Top-1 accuracy of ``"a photo of a {name}."`` prompts on a labelled set."""
   ids = jnp.asarray(tok([f"a photo of a {c}." for c in data.classnames]))
   txt = clip.normalize(model.apply({"params": params}, ids, method=clip.CLIP.encode_text))
   enc = jax.jit(lambda p, x: clip.normalize(
-    model.apply({"params": p}, suite.to_pixels(x), method=clip.CLIP.encode_image)))
+    model.apply({"params": p}, toy_suite.to_pixels(x), method=clip.CLIP.encode_image)))
   correct = 0
   for s in range(0, len(data.labels), batch):
     img = enc(params, jnp.asarray(data.images[s:s + batch]))
@@ -211,7 +215,7 @@ def train(cfg: StandInConfig, out_dir: pathlib.Path, checkpoints: bool = True,
   evals = [n for d in cfg.datasets
            for n in (("shapes", "colours", "colour_shapes") if d == "shapes" else (d,))]
   metrics = {f"zero_shot/{name}": zero_shot_accuracy(
-    model, state.params, tok, suite.load(name, "test", limit=eval_limit)) for name in evals}
+    model, state.params, tok, toy_suite.load(name, "test", limit=eval_limit)) for name in evals}
   save(cfg, state.params, metrics)
   return ccfg, jax.device_get(state.params), metrics
 
