@@ -1,9 +1,10 @@
 """A small CLIP-style stand-in, trained contrastively on the bundled image sets.
 
 No CLIP weights ship offline, so the prompt-learning experiments (EnPrompt) and the vision
-tower of QVix's stand-in LVLM come from a two-tower model trained here: our Linen CLIP (HF key names) with a from-scratch causal text tower and the real
-CLIP BPE tokenizer, on MNIST, Fashion-MNIST, sklearn digits and procedural shapes scenes with
-templated / compositional captions. Every downstream class is seen in pretraining (as for CLIP).
+tower of QVix's stand-in LVLM come from a two-tower model trained here: our Linen CLIP (HF key
+names) with a from-scratch causal text tower and the real CLIP BPE tokenizer, on MNIST,
+Fashion-MNIST, sklearn digits and procedural shapes scenes with templated / compositional
+captions. Every downstream class is seen in pretraining (as for CLIP).
 
 Captions that repeat inside a batch (many images of "digit seven") are positives of each other:
 the InfoNCE targets are the row-normalised caption-equality matrix.
