@@ -62,4 +62,7 @@ def report(result: dict) -> str:
     f"Pre-question writer: {w.get('shots', 0)} hand-written demos ({w.get('shot_style')}), "
     f"parse mode {w.get('parse_mode')}; replies with >= 1 parsed pre-question: {parsed}.", "",
     "| condition | accuracy % (mean +- std over seeds) | pooled 95% CI | vs baseline (paired) |",
-    "|---|---|---|---|", *rows])
+    "|---|---|---|---|", *rows, "",
+    "QVix minus each control, paired over the same item-answers (points, 95% CI): " + "; ".join(
+      f"{n} {100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
+      for n, d in result.get("qvix_vs_controls_pooled", {}).items()) + "."])

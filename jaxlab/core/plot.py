@@ -52,6 +52,37 @@ def lines(
   return save(fig, path)
 
 
+def intervals(
+  path: pathlib.Path | str,
+  labels: Sequence[str],
+  values: Sequence[float] | np.ndarray,
+  lo: Sequence[float] | np.ndarray,
+  hi: Sequence[float] | np.ndarray,
+  *,
+  xlabel: str = "",
+  title: str = "",
+  refs: Mapping[str, float] | None = None,
+) -> pathlib.Path:
+  """One labelled row per value with its interval ``[lo, hi]``, first label on top, and a
+  dashed vertical line per ``refs`` entry (e.g. a baseline, chance)."""
+  plt = _plt()
+  values, lo, hi = (np.asarray(a, np.float64) for a in (values, lo, hi))
+  if not len(labels) == len(values) == len(lo) == len(hi):
+    raise ValueError(f"intervals: {len(labels)} labels but {len(values)} values, {len(lo)} "
+                     f"lower and {len(hi)} upper bounds; pass one of each per label.")
+  y = np.arange(len(labels))[::-1]
+  fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.4))
+  ax.errorbar(values, y, xerr=[values - lo, hi - values], fmt="o", capsize=3)
+  for (name, x), style in zip((refs or {}).items(), ("--", ":", "-.", (0, (1, 3)))):
+    ax.axvline(x, linestyle=style, color="grey", label=f"{name} ({x:.3g})")
+  ax.set_yticks(y, labels)
+  ax.set(xlabel=xlabel, title=title)
+  ax.grid(alpha=0.3, axis="x")
+  if refs:
+    ax.legend(fontsize=8)
+  return save(fig, path)
+
+
 def heatmap(
   path: pathlib.Path | str,
   array: np.ndarray,

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from jaxlab.core.metrics import write_json
-from jaxlab.core.plot import lines
+from jaxlab.core.plot import intervals, lines
 from jaxlab.data import cache_root, scienceqa
 from jaxlab.methods.qvix import controls, llm, pipeline, standin, standin_train
 from jaxlab.methods.qvix.prompts import parse_prequestions
@@ -71,6 +71,7 @@ class BundledConfig:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+CONTROLS = ("irrelevant", "filler", "answered_first")  # compared with QVix in the summary
 RANDOM_TOWER = ("vision_tower=cached found no cached CLIP stand-in, so the stand-in LVLM uses a "
                 "random frozen vision tower (recorded as vision_tower: random-frozen); run "
                 "`jaxlab run clip-pretrain` first (a few minutes on 2 cores) or pass "
@@ -201,6 +202,10 @@ def _summarize(config, items, replies, per_seed, info, out_dir: pathlib.Path) ->
     if n != "baseline":
       row["diff_vs_baseline_pooled"] = controls.paired_diff_ci(pooled, base)
     rows[n] = row
+  pool = lambda n: np.concatenate([per_seed[s][n]["correct"]["whole"] for s in per_seed])
+  # B.5's reading: QVix against each control on the same item-answers (paired)
+  vs_controls = {n: controls.paired_diff_ci(pool("qvix"), pool(n)) for n in CONTROLS
+                 if "qvix" in names and n in names}
   parsed = {t: [parse_prequestions(r, config.parse_mode) for r in rs]
             for t, rs in replies.items()}
   comp = {t: float(np.mean([len(p) for p in ps])) for t, ps in parsed.items()}
@@ -211,11 +216,11 @@ def _summarize(config, items, replies, per_seed, info, out_dir: pathlib.Path) ->
         f.write(json.dumps({"seed": s, "id": it["id"], "skill": it["skill"], **{
           n: {"answer": r["answers"][i], "ok": bool(r["correct"]["whole"][i])}
           for n, r in res.items()}}) + "\n")
-  lines(out_dir / "accuracy.png", list(range(len(names))),
-        {"accuracy": [rows[n]["acc_mean"] for n in names]},
-        bands={"accuracy": (np.array([rows[n]["ci95_pooled"][0] for n in names]),
-                            np.array([rows[n]["ci95_pooled"][1] for n in names]))},
-        xlabel=", ".join(names), ylabel="accuracy (pooled 95% CI)", title="qvix-bundled")
+  intervals(out_dir / "accuracy.png", names, [rows[n]["acc_mean"] for n in names],
+            *zip(*(rows[n]["ci95_pooled"] for n in names)),
+            xlabel="accuracy, pooled 95% Wilson CI", refs={
+              "baseline": rows["baseline"]["acc_mean"], "chance": _chance(items)},
+            title=f"qvix-bundled: {len(items)} items x seeds {list(per_seed)}")
   for s, i in info.items():
     lines(out_dir / f"loss_seed{s}.png", list(range(len(i["align"]) + len(i["tune"]))),
           {"loss": i["align"] + i["tune"]}, xlabel="step (align, then tune)", ylabel="CE")
@@ -224,7 +229,7 @@ def _summarize(config, items, replies, per_seed, info, out_dir: pathlib.Path) ->
           "prequestion_writer": {"shots": config.prequestion_shots,
                                  "shot_style": config.shot_style,
                                  "parse_mode": config.parse_mode},
-          "chance_acc": _chance(items),
+          "chance_acc": _chance(items), "qvix_vs_controls_pooled": vs_controls,
           "standin": {s: {"vision_tower": i["vision_tower"], "dir": i["dir"],
                           "final_align_loss": i["align"][-1] if i["align"] else None,
                           "final_tune_loss": i["tune"][-1] if i["tune"] else None}

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from experiments.qvix import bundled, bundled_quick, scienceqa
@@ -34,6 +35,8 @@ def test_qvix_bundled_smoke_resume_and_cached_standin_reuse(tmp_path, monkeypatc
                                                       "hand_v1_zeroshot"}
   assert res["conditions"]["qvix"]["diff_vs_baseline_pooled"][1] <= \
       res["conditions"]["qvix"]["diff_vs_baseline_pooled"][2]
+  assert set(res["qvix_vs_controls_pooled"]) == {"irrelevant", "filler", "answered_first"}
+  assert "QVix minus each control" in bundled.report(res)
   saved = sorted(f.name for f in (tmp_path / "a" / "eval").iterdir())
   assert saved == ["seed0-gptrewrite_v2.json", "seed0-hand_v1.json", "seed0-zeroshot.json"]
   calls, real = [], pipeline.lvlm_answerer
@@ -73,3 +76,27 @@ def test_qvix_bundled_eval_key_covers_what_the_answers_depend_on():
       for f, v in [("n_eval", 299), ("eval_seed", 1), ("max_new_tokens", 7), ("batch_size", 4),
                    ("parse_mode", "lenient")]]:
     assert other != key
+
+
+def test_qvix_bundled_summary_pools_seeds_and_compares_qvix_with_each_control(tmp_path):
+  from jaxlab.methods.qvix import bundled as lib
+  n = 20
+  items = [{"skill": ("count", "shape")[i % 2], "choices": ["a", "b", "c", "d"],
+            "id": str(i)} for i in range(n)]
+  planted = {"baseline": (8, 10), "qvix": (12, 14), "irrelevant": (6, 6), "filler": (12, 2)}
+
+  def cond(k):  # the first k items right
+    ok = np.arange(n) < k
+    return {"answers": ["a"] * n, "correct": {m: ok for m in ("whole", "letter", "closest")}}
+
+  per_seed = {s: {c: cond(ks[s]) for c, ks in planted.items()} for s in (0, 1)}
+  info = {s: {"align": [1.0], "tune": [0.5], "vision_tower": "t", "dir": "d"} for s in (0, 1)}
+  out = lib._summarize(lib.BundledConfig(), items, {}, per_seed, info, tmp_path)
+  assert out["conditions"]["qvix"]["per_seed"] == [0.6, 0.7]
+  assert out["conditions"]["qvix"]["diff_vs_baseline_pooled"][0] == pytest.approx(8 / 40)
+  vs = out["qvix_vs_controls_pooled"]
+  assert set(vs) == {"irrelevant", "filler"}                    # answered_first not run
+  assert vs["irrelevant"][0] == pytest.approx(14 / 40)          # (12 + 14 - 6 - 6) / 40
+  assert vs["filler"][0] == pytest.approx(12 / 40)              # (0 + 12) / 40
+  assert vs["irrelevant"][1] <= vs["irrelevant"][0] <= vs["irrelevant"][2]
+  assert out["chance_acc"] == 0.25 and (tmp_path / "accuracy.png").exists()
