@@ -123,6 +123,9 @@ def run_bundled(config: BundledConfig, out_dir: pathlib.Path, log=None) -> dict:
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   cache = pathlib.Path(config.cache).expanduser() if config.cache else cache_root()
+  clip_dir = standin.clip_tower(config.vision_tower, out_dir)  # a bad value fails here, early
+  if clip_dir is None and config.vision_tower == "cached" and config.decoder != "tiny-random":
+    warnings.warn(RANDOM_TOWER, stacklevel=2)
   base = _decoder(config.decoder)
   dcfg, dparams, tok = base
   items = standin.eval_items(config.n_eval, config.eval_seed)
@@ -137,9 +140,6 @@ def run_bundled(config: BundledConfig, out_dir: pathlib.Path, log=None) -> dict:
   if config.zeroshot_control and config.prequestion_shots > 0:
     zero = ask(config.templates[0], 0)
     replies[f"{config.templates[0]}_zeroshot"] = zero
-  clip_dir = standin.clip_tower(config.vision_tower, out_dir)
-  if clip_dir is None and config.vision_tower == "cached" and config.decoder != "tiny-random":
-    warnings.warn(RANDOM_TOWER, stacklevel=2)
   per_seed, info = {}, {}
   for seed in config.seeds:
     cfg, params, info[seed] = train_standin(config, base, seed, cache / "qvix_standin",
