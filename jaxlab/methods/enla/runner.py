@@ -113,7 +113,7 @@ def base_to_novel(bb: Backbone, name: str, methods: dict[str, PromptConfig], sho
                   test_limit: int = 1000, load: Callable = toy_suite.load) -> dict[str, Any]:
   """CoOp's base-to-novel protocol on one set: train on base, test base and novel.
 
-  ``load(name, split, limit=, seed=) -> ImageSet`` defaults to the toy toy_suite.
+  ``load(name, split, limit=, seed=) -> ImageSet`` defaults to ``jaxlab.data.toy_suite.load``.
   """
   tr = load(name, "train", limit=train_limit)
   te = load(name, "test", limit=test_limit, seed=1)

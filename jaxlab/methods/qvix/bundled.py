@@ -124,7 +124,7 @@ def run_bundled(config: BundledConfig, out_dir: pathlib.Path, log=None) -> dict:
   out_dir.mkdir(parents=True, exist_ok=True)
   cache = pathlib.Path(config.cache).expanduser() if config.cache else cache_root()
   clip_dir = standin.clip_tower(config.vision_tower, out_dir)  # a bad value fails here, early
-  if clip_dir is None and config.vision_tower == "cached" and config.decoder != "tiny-random":
+  if clip_dir is None and config.vision_tower == "cached":
     warnings.warn(RANDOM_TOWER, stacklevel=2)
   base = _decoder(config.decoder)
   dcfg, dparams, tok = base
@@ -189,22 +189,22 @@ def _saved_or_run(path: pathlib.Path, key: str, run) -> dict:
 
 def _summarize(config, items, replies, per_seed, info, out_dir: pathlib.Path) -> dict:
   names = list(next(iter(per_seed.values())))
+  pooled = {n: np.concatenate([per_seed[s][n]["correct"]["whole"] for s in per_seed])
+            for n in names}  # each condition's item-answers over all seeds, in one order
   rows = {}
   for n in names:
     accs = [float(per_seed[s][n]["correct"]["whole"].mean()) for s in per_seed]
-    pooled = np.concatenate([per_seed[s][n]["correct"]["whole"] for s in per_seed])
-    base = np.concatenate([per_seed[s]["baseline"]["correct"]["whole"] for s in per_seed])
     row = {"acc_mean": float(np.mean(accs)), "acc_std": float(np.std(accs)), "per_seed": accs,
-           "ci95_pooled": controls.wilson(int(pooled.sum()), len(pooled)),
+           "ci95_pooled": controls.wilson(int(pooled[n].sum()), len(pooled[n])),
            **{f"acc_{m}": float(np.mean([per_seed[s][n]["correct"][m].mean()
                                          for s in per_seed])) for m in ("letter", "closest")},
-           "by_type": controls.breakdown(pooled, [it["skill"] for it in items] * len(per_seed))}
+           "by_type": controls.breakdown(pooled[n],
+                                         [it["skill"] for it in items] * len(per_seed))}
     if n != "baseline":
-      row["diff_vs_baseline_pooled"] = controls.paired_diff_ci(pooled, base)
+      row["diff_vs_baseline_pooled"] = controls.paired_diff_ci(pooled[n], pooled["baseline"])
     rows[n] = row
-  pool = lambda n: np.concatenate([per_seed[s][n]["correct"]["whole"] for s in per_seed])
   # B.5's reading: QVix against each control on the same item-answers (paired)
-  vs_controls = {n: controls.paired_diff_ci(pool("qvix"), pool(n)) for n in CONTROLS
+  vs_controls = {n: controls.paired_diff_ci(pooled["qvix"], pooled[n]) for n in CONTROLS
                  if "qvix" in names and n in names}
   parsed = {t: [parse_prequestions(r, config.parse_mode) for r in rs]
             for t, rs in replies.items()}
