@@ -14,9 +14,13 @@ steps unrolled at the top level of a program) with XLA's own convolution: on XLA
 convolution's kernel gradient is slow only inside a loop or under ``vmap`` (spec §11),
 and at the top level it costs ~40% less CPU than the im2col matmul the vmapped engine
 needs. ``--engine vmap`` (im2col CNN, 4 optimal groups) is the previous default;
-``--compare`` times both in this process. CPU seconds are printed beside wall seconds
-(the shared machine's load inflates wall time).
-Run: python scripts/bench_fedfed.py [--engine stepped|vmap] [--compare] [--reps N]
+``--compare`` times both in this process. The CNN's one-channel first convolution runs
+as ``shift_conv`` on CPU (``CNN(first_conv="auto")``, since 2026-12-07);
+``--first-conv xla`` times ``nn.Conv`` there instead, ``--first-conv auto,xla`` both in
+this process. CPU seconds are printed beside wall seconds (the shared machine's load
+inflates wall time).
+Run: python scripts/bench_fedfed.py [--engine stepped|vmap] [--compare] [--first-conv auto,xla]
+[--reps N]
 """
 
 import argparse
@@ -59,14 +63,15 @@ def timed(fn, reps: int) -> dict:
   return {**t, "cpu_s": float(np.median(cpus[1:]))}
 
 
-def jax_setup(ds, parts, engine: str):
+def jax_setup(ds, parts, engine: str, first_conv: str = "auto"):
   from jaxlab import federated as fl
   from jaxlab.methods import fedfed
   from jaxlab.models import CNN
   sample_x = jnp.asarray(ds.x_train[:B], jnp.float32) / 255.0
   cfg = fedfed.FedFedConfig(vae_width=8)
   im2col = engine == "vmap"      # vmapped scans need the matmul conv; stepped: XLA's conv
-  ff = fedfed.make(CNN(num_classes=C, channels=CH, hidden=HID, im2col=im2col),
+  ff = fedfed.make(CNN(num_classes=C, channels=CH, hidden=HID, im2col=im2col,
+                       first_conv=first_conv),
                    CNN(num_classes=C, channels=(4, 8),
                    hidden=16), config=cfg, sample_x=sample_x,
                    client_tx=fl.client_sgd(0.01, 0.9, 1e-4), num_clients=K, num_classes=C,
@@ -84,10 +89,10 @@ def jax_setup(ds, parts, engine: str):
   return eng, sim
 
 
-def bench_jax(ds, parts, engine: str, reps: int):
+def bench_jax(ds, parts, engine: str, reps: int, first_conv: str = "auto"):
   from jaxlab import federated as fl
   from jaxlab.core import bench
-  eng, sim = jax_setup(ds, parts, engine)
+  eng, sim = jax_setup(ds, parts, engine, first_conv)
   state, key = {"sim": sim}, jax.random.key(1)
   run = eng.run_round if engine == "vmap" else (lambda s, i, k: fl.stepped.run_round(eng, s, i, k))
 
@@ -183,6 +188,8 @@ def main():
   ap.add_argument("--torch-threads", type=int, default=0,
                   help="PyTorch intra-op threads (default 0: PyTorch's own default, all cores, "
                        "what a user gets; 1 was the default before 2026-12-06)")
+  ap.add_argument("--first-conv", default="auto",
+                  help="comma list of CNN.first_conv values to time (auto, xla, shift)")
   ap.add_argument("--reps", type=int, default=3)
   args = ap.parse_args()
   from jaxlab.core import bench
@@ -190,9 +197,11 @@ def main():
   ds, parts = data()
   engines = [args.engine] + ([e for e in ("stepped", "vmap") if e != args.engine]
                              if args.compare else [])
+  variants = {(e if fc == "auto" else f"{e}, first_conv={fc}"): (e, fc)
+              for e in engines for fc in args.first_conv.split(",")}
   tj = {}
-  for e in engines:
-    tj[e] = bench_jax(ds, parts, e, args.reps)
+  for e, (engine, fc) in variants.items():
+    tj[e] = bench_jax(ds, parts, engine, args.reps, fc)
     print(f"jaxlab FedAvg+FedFed phase-2 round ({e}): {tj[e]['steady_s']:.3f} s/round,"
           f" {tj[e]['cpu_s']:.3f} CPU s/round (first pass incl. compile"
           f" {tj[e]['compile_s']:.3f} s/round)", flush=True)
@@ -203,9 +212,10 @@ def main():
     rec.finish()
     return
   import torch
-  print(f"PyTorch per-client loop ({torch.get_num_threads()} threads): {tt['steady_s']:.3f} s/round,"
+  print(f"PyTorch per-client loop ({torch.get_num_threads()} threads):"
+        f" {tt['steady_s']:.3f} s/round,"
         f" {tt['cpu_s']:.3f} CPU s/round")
-  for e in engines:
+  for e in variants:
     print(f"speed-up (torch / jaxlab {e}): {tt['steady_s'] / tj[e]['steady_s']:.2f}x wall,"
           f" {tt['cpu_s'] / tj[e]['cpu_s']:.2f}x CPU seconds")
     rec.row(f"FedFed phase-2 round, {e} vs torch loop", jaxlab_s=tj[e]["steady_s"],

@@ -1,6 +1,13 @@
 """The classic FedAvg CNN (McMahan et al. 2017): conv5x5-32, pool, conv5x5-64,
 pool, fc512, fc10. Padding 2 ("SAME") as in the FedML reference.
 
+``first_conv`` picks how the first convolution runs. With one input channel (MNIST,
+Fashion-MNIST) XLA:CPU's convolution spends ~4.5 ms of a 96-row step on a layer of
+0.06 GFLOP (PyTorch/oneDNN: 0.8 ms); ``shift_conv`` computes the same values as k*k
+shifted multiply-adds (0.6 ms) and keeps XLA's convolution for the derivatives: an
+~11% cheaper training step of the 16/32 CNN (docs/fedfed.md "Benchmark"). ``"auto"``
+uses it on CPU for one input channel (three, CIFAR's, measured no gain).
+
 ``im2col=True`` lowers each convolution to a patch gather plus a matmul (a Dense on
 k*k*C features): the same function, but XLA:CPU runs ``nn.Conv`` inside ``lax.scan``
 and under ``vmap`` over clients on a slow path (measured 0.2 vs 3.3 client-steps/s
@@ -27,6 +34,60 @@ def max_pool2(x: jax.Array) -> jax.Array:
   return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
+@jax.custom_jvp
+def shift_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Stride-1 SAME convolution [B, H, W, C_in] x [k, k, C_in, C_out] as k*k shifted
+  multiply-adds (odd k).
+
+  The values are ``lax.conv_general_dilated``'s up to f32 summation order. The
+  derivative rule is the convolution's own (linear in each argument), so forward and
+  reverse mode both run XLA's convolution kernels: transposing the shifts instead
+  would cost ~6x the convolution's gradient on CPU.
+  """
+  k, c_in = kernel.shape[0], kernel.shape[2]
+  p = k // 2
+  h, w = x.shape[1:3]
+  xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  out = 0.0
+  for i in range(k):
+    for j in range(kernel.shape[1]):
+      win = xp[:, i:i + h, j:j + w, :]
+      for c in range(c_in):
+        out = out + win[..., c:c + 1] * kernel[i, j, c]
+  return out
+
+
+def _xla_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _shift_conv_jvp(primals, tangents):
+  (x, kernel), (dx, dk) = primals, tangents
+  out = shift_conv(x, kernel)
+  zero = jax.custom_derivatives.SymbolicZero
+  terms = ([] if isinstance(dx, zero) else [_xla_conv(dx, kernel)]) + (
+      [] if isinstance(dk, zero) else [_xla_conv(x, dk)])
+  return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
+
+
+shift_conv.defjvp(_shift_conv_jvp, symbolic_zeros=True)
+
+
+class ShiftConv(nn.Module):
+  """``nn.Conv(features, (k, k), padding="SAME")`` (same parameter names, shapes and
+  initialisers, so the same key draws the same weights) through ``shift_conv``."""
+  features: int
+  kernel: int = 5
+
+  @nn.compact
+  def __call__(self, x):
+    k = self.param("kernel", nn.initializers.lecun_normal(),
+                   (self.kernel, self.kernel, x.shape[-1], self.features))
+    b = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    return shift_conv(x, k) + b
+
+
 def patches(x: jax.Array, k: int) -> jax.Array:
   """SAME-padded k x k patches: [B, H, W, C] -> [B, H, W, k·k·C]."""
   p = k // 2
@@ -45,10 +106,20 @@ class Im2colConv(nn.Module):
     return nn.Dense(self.features)(patches(x, self.kernel))
 
 
+def _use_shift(first_conv: str, c_in: int) -> bool:
+  if first_conv not in ("auto", "xla", "shift"):
+    raise ValueError(f"first_conv={first_conv!r}; use auto, xla or shift")
+  if first_conv == "auto":
+    return c_in == 1 and jax.default_backend() == "cpu"
+  return first_conv == "shift"
+
+
 class CNN(nn.Module):
   """Stages: 0 conv1+pool, 1 conv2+pool, 2 fc (features), 3 head (logits).
 
-  Accepts ``[B, H, W]`` or ``[B, H, W, C]`` float images.
+  Accepts ``[B, H, W]`` or ``[B, H, W, C]`` float images. ``first_conv``: the first
+  convolution as ``nn.Conv`` ("xla"), as ``ShiftConv`` ("shift": same parameters, same
+  values up to f32 rounding), or "auto" (shift on CPU for one input channel).
   """
 
   num_classes: int = 10
@@ -56,6 +127,7 @@ class CNN(nn.Module):
   hidden: int = 512
   num_stages: int = 4
   im2col: bool = False
+  first_conv: str = "auto"    # "auto" | "xla" | "shift" (ignored when im2col)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, start: int = 0,
@@ -66,8 +138,12 @@ class CNN(nn.Module):
     x = x.astype(jnp.float32)
     for i, c in enumerate(self.channels):
       if start <= i <= stop:
-        conv = (Im2colConv(c, name=f"conv{i}") if self.im2col
-                else nn.Conv(c, (5, 5), padding="SAME", name=f"conv{i}"))
+        if self.im2col:
+          conv = Im2colConv(c, name=f"conv{i}")
+        elif i == 0 and _use_shift(self.first_conv, x.shape[-1]):
+          conv = ShiftConv(c, name=f"conv{i}")
+        else:
+          conv = nn.Conv(c, (5, 5), padding="SAME", name=f"conv{i}")
         x = nn.relu(max_pool2(conv(x)))   # == pool(relu(.)): relu is monotone
     if start <= 2 <= stop:
       x = x.reshape(x.shape[0], -1)

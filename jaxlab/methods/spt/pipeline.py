@@ -39,6 +39,10 @@ class StudyConfig:
       arithmetic, half general).
     arms: tuning arms ("spt", "full", "lora", "lora_heads", "random").
     n_seeds: seeds per learning rate (random arm: one random head set per seed).
+    first_seed: the seeds are ``first_seed .. first_seed + n_seeds - 1``. A lane depends
+      only on its lr and seed, so ``--set first_seed=2 --set n_seeds=1`` adds seed 2 to a
+      finished 2-seed study without retraining seeds 0-1 (its "seed 0" roles, the lr pick
+      of ``seed_protocol="best"`` and the first decoded model, go to ``first_seed``).
     lr_spt, lr_full, lr_lora: per-arm learning-rate grids (spt, random and
       lora_heads use ``lr_spt``); every (lr, seed) lane of an arm trains in one
       vmapped program, ``lane_chunk`` lanes at a time (memory).
@@ -59,7 +63,7 @@ class StudyConfig:
       proxies split them into a validation half (picks the lr) and a test half.
     generate: also decode the challenge protocol (Confidence / Truthfulness) for
       each arm's best lr, seed 0 (slow on CPU; the proxies are always computed).
-    gen_seeds: with ``generate``, decode seeds ``0 .. gen_seeds - 1`` of the best lr (at most
+    gen_seeds: with ``generate``, decode the first ``gen_seeds`` seeds of the best lr (at most
       ``n_seeds``); the arm then also reports each seed's Confidence, keep and Truthfulness
       and their Student-t interval over seeds (``*_seeds``, ``*_seed_ci``). Seed 0's full
       result stays the arm's ``eval``.
@@ -84,6 +88,7 @@ class StudyConfig:
   n_gen_knockout: int = 32
   arms: tuple[str, ...] = ("spt", "random", "full", "lora")
   n_seeds: int = 3
+  first_seed: int = 0
   lr_spt: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
   lr_full: tuple[float, ...] = (1e-5, 3e-5, 1e-4)
   lr_lora: tuple[float, ...] = (3e-4, 1e-3)
@@ -259,7 +264,7 @@ def _knockout_stage(model, sets, sc, heads, scores) -> dict:
 
 def _arm_lanes(sc: StudyConfig, name: str, cfg, heads) -> tuple[loop.Arm, list[loop.Lane]]:
   """The arm and its (lr, seed[, heads]) lanes."""
-  seeds = range(sc.n_seeds)
+  seeds = range(sc.first_seed, sc.first_seed + sc.n_seeds)
   grid = lambda lrs: [loop.Lane(lr, s) for lr in lrs for s in seeds]
   if name == "spt":
     return loop.Arm(name="spt", heads=tuple(heads)), grid(sc.lr_spt)
@@ -361,7 +366,7 @@ def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict
                         target_len=data["target_len"], ckpt_every=sc.ckpt_every)
   arrays = {k: v for k, v in data.items() if k != "target_len"}
   kw = dict(lane_chunk=sc.lane_chunk, out_dir=pathlib.Path(out_dir) / "arms" / name,
-            desc=f"tune {name}", keep=lambda i, ln: ln.seed < sc.gen_seeds,
+            desc=f"tune {name}", keep=lambda i, ln: ln.seed < sc.first_seed + sc.gen_seeds,
             evaluate=lambda tuned: proxy_row(cfg, tuned, tok, ev, base=params, windows=windows))
   lanes, res, chosen = loop.sweep_lanes(cfg, params, arm, arrays, lanes, tc, **kw,
                                         protocol=sc.seed_protocol,
@@ -372,12 +377,12 @@ def _arm_stage(model, sets, sc, name, heads, data, windows, ev, out_dir) -> dict
   info = {"trainable": res.trainable, "start_layer": res.start_layer}
   out = {**info, **_summarize_lanes(lanes, rows, ev, best=chosen),
          "loss_first_last": losses, "lanes": [[ln.lr, ln.seed] for ln in lanes]}
-  tuned = kept[(out["best_lr"], 0)]
+  tuned = kept[(out["best_lr"], sc.first_seed)]
   if sc.generate:
     out.update(behaviour(model, tuned, sets, sc, base_params=params, windows=windows, desc=name))
     if sc.gen_seeds > 1:
       more = [behaviour(model, kept[(out["best_lr"], s)], sets, sc, desc=f"{name} seed {s}")
-              for s in range(1, sc.gen_seeds)]
+              for s in range(sc.first_seed + 1, sc.first_seed + sc.gen_seeds)]
       out.update(_seed_behaviour([out["eval"]] + [b["eval"] for b in more]))
   if name == "spt" and sc.repatch:
     res = localize.localize(cfg, tuned, tok, sets["localize"], metrics=sc.patch_metrics[:1])

@@ -68,3 +68,16 @@ def test_lora_heads_delta_only_in_selected_slices(setup):
   assert diff_q[sel].all() and diff_o[sel].all()
   np.testing.assert_array_equal(new["layers"]["wk"], lay["wk"])
   assert 0 < info["trainable"]
+
+
+def test_first_seed_picks_the_same_lanes_a_longer_study_trains():
+  """``first_seed=2, n_seeds=1`` is seed 2 of a 3-seed study: same lr, seed and head set."""
+  cfg = decoder.DecoderConfig(vocab_size=32, d_model=16, n_layers=6, n_heads=4, n_kv_heads=2,
+                              d_ff=32)
+  heads = [(4, 1), (5, 0)]
+  for arm in ("spt", "random", "full", "lora"):
+    full = pipeline._arm_lanes(pipeline.StudyConfig(n_seeds=3), arm, cfg, heads)[1]
+    one = pipeline._arm_lanes(pipeline.StudyConfig(n_seeds=1, first_seed=2), arm, cfg, heads)[1]
+    assert one == [ln for ln in full if ln.seed == 2] and one
+  rnd = pipeline._arm_lanes(pipeline.StudyConfig(n_seeds=3), "random", cfg, heads)[1]
+  assert len({ln.heads for ln in rnd}) == 3       # one head set per seed, not shared
