@@ -36,6 +36,7 @@ class Config:
   mu: float = 0.01
   channels: tuple[int, int] = (32, 64)
   hidden: int = 512
+  first_conv: str = "auto"       # CNN.first_conv; "xla": nn.Conv, the runs before 2026-12-07
   train_subset: int = 0          # 0: all training images
   test_subset: int = 0           # 0: the whole test set
   eval_every: int = 5
@@ -114,7 +115,7 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
   prep = _preprocess(cfg.dataset)
   kind = engine_kind(cfg)
   # im2col only where convolutions run inside lax.scan on XLA:CPU (the vmap engine).
-  module = CNN(channels=cfg.channels, hidden=cfg.hidden,
+  module = CNN(channels=cfg.channels, hidden=cfg.hidden, first_conv=cfg.first_conv,
                im2col=kind == "vmap" and jax.default_backend() == "cpu")
   model = fl.Model.from_linen(module, jnp.zeros((2, 28, 28, 1)))
   mesh = _mesh(kind)

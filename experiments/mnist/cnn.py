@@ -28,6 +28,7 @@ class Config:
   dataset: str = "mnist"
   channels: tuple[int, int] = (32, 64)
   hidden: int = 512
+  first_conv: str = "auto"       # CNN.first_conv; "xla": nn.Conv, the runs before 2026-12-07
   batch_size: int = 128
   learning_rate: float = 1e-3
   num_steps: int = 4690          # 10 epochs of 60k
@@ -72,7 +73,7 @@ def make_eval(model: CNN):
 def run(config: Config, out_dir: pathlib.Path) -> dict:
   data = load(config.dataset)
   tr, te = to_numpy(data["train"]), to_numpy(data["test"])
-  model = CNN(channels=config.channels, hidden=config.hidden)
+  model = CNN(channels=config.channels, hidden=config.hidden, first_conv=config.first_conv)
   tx = optax.adam(config.learning_rate)
   key = rng.root_key(config.seed)
   mesh = sharding.make_mesh({axes.DATA: -1})
