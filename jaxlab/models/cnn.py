@@ -44,13 +44,15 @@ def shift_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   reverse mode both run XLA's convolution kernels: transposing the shifts instead
   would cost ~6x the convolution's gradient on CPU.
   """
-  k, c_in = kernel.shape[0], kernel.shape[2]
+  k, k2, c_in = kernel.shape[:3]
+  if k != k2 or k % 2 == 0:
+    raise ValueError(f"shift_conv needs an odd square kernel, got {kernel.shape[:2]}")
   p = k // 2
   h, w = x.shape[1:3]
   xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
   out = 0.0
   for i in range(k):
-    for j in range(kernel.shape[1]):
+    for j in range(k):
       win = xp[:, i:i + h, j:j + w, :]
       for c in range(c_in):
         out = out + win[..., c:c + 1] * kernel[i, j, c]
@@ -65,10 +67,13 @@ def _xla_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def _shift_conv_jvp(primals, tangents):
   (x, kernel), (dx, dk) = primals, tangents
   out = shift_conv(x, kernel)
-  zero = jax.custom_derivatives.SymbolicZero
-  terms = ([] if isinstance(dx, zero) else [_xla_conv(dx, kernel)]) + (
-      [] if isinstance(dk, zero) else [_xla_conv(x, dk)])
-  return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
+  zero = jax.custom_derivatives.SymbolicZero     # skip the conv of an undifferentiated input
+  tangent = jnp.zeros_like(out)
+  if not isinstance(dx, zero):
+    tangent = tangent + _xla_conv(dx, kernel)
+  if not isinstance(dk, zero):
+    tangent = tangent + _xla_conv(x, dk)
+  return out, tangent
 
 
 shift_conv.defjvp(_shift_conv_jvp, symbolic_zeros=True)
