@@ -210,7 +210,8 @@ def report(result: dict) -> str:
   """Markdown table: final / best accuracy and rounds to target per run."""
   cfg = result.get("config", {})
   lines = [f"Dataset {cfg.get('dataset')}, K={cfg.get('num_clients')}, S={cfg.get('per_round')},"
-           f" E={cfg.get('local_epochs')}, B={cfg.get('batch_size')}, lr={cfg.get('learning_rate')},"
+           f" E={cfg.get('local_epochs')}, B={cfg.get('batch_size')},"
+           f" lr={cfg.get('learning_rate')},"
            f" {cfg.get('rounds')} rounds, CNN {cfg.get('channels')}/{cfg.get('hidden')},"
            f" {result.get('engine')} engine"
            f" (small offline reproduction: trends only).", "",
