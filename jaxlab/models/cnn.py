@@ -138,6 +138,7 @@ class CNN(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False, start: int = 0,
                stop: int | None = None) -> jax.Array:
     stop = self.num_stages - 1 if stop is None else stop
+    _use_shift(self.first_conv, 1)       # a bad value fails on every path, not only conv0's
     if start == 0 and x.ndim == 3:
       x = x[..., None]
     x = x.astype(jnp.float32)

@@ -65,7 +65,7 @@ class StudyConfig:
       each arm's best lr, seed 0 (slow on CPU; the proxies are always computed).
     gen_seeds: with ``generate``, decode the first ``gen_seeds`` seeds of the best lr (at most
       ``n_seeds``); the arm then also reports each seed's Confidence, keep and Truthfulness
-      and their Student-t interval over seeds (``*_seeds``, ``*_seed_ci``). Seed 0's full
+      and their Student-t interval over seeds (``*_seeds``, ``*_seed_ci``). The first seed's full
       result stays the arm's ``eval``.
     gen_new: new-token budgets (A2, A3); the first answer is forced correct. A2's budget must
       cover the training target (about 30 tokens: an opener, the working, the letter), or a
