@@ -65,6 +65,17 @@ def where_rows(mask: jax.Array, new, old):
   return jax.tree.map(one, new, old)
 
 
+def like_vma(new, old):
+  """``new``'s leaves cast to vary over the manual mesh axes ``old``'s leaves vary over
+  (inside ``shard_map``, values computed from replicated inputs are invariant; ``cond``
+  needs both branches typed alike). Outside ``shard_map`` it returns ``new``."""
+  def one(a, b):
+    vma = lambda x: jax.typeof(x).manual_axis_type.varying
+    extra = tuple(sorted(vma(b) - vma(a)))
+    return jax.lax.pcast(a, extra, to="varying") if extra else a
+  return jax.tree.map(one, new, old)
+
+
 class Lanes(NamedTuple):
   """The D lanes' working state (every leaf [D, ...], split over ``clients``)."""
   meta: ClientMeta     # the client on each lane (id == K: idle)
@@ -112,6 +123,14 @@ class _Fns:
       sstate = sampler.prepare(data, meta, rng.purpose(ck, rng.DATA))
       return carry, sstate, rng.purpose(ck, rng.STEP)
 
+    def restart1(server, row, meta, data, key, done, carry, sstate, skey):
+      """``start1`` on a lane whose client is ``done``; the lane's own state otherwise
+      (a real branch per device: the lanes that keep their client skip the sampler's
+      ``prepare``)."""
+      old = (carry, sstate, skey)
+      return jax.lax.cond(done, lambda: like_vma(start1(server, row, meta, data, key), old),
+                          lambda: old)
+
     def metrics_of(carry, data, meta, sstate, skey):
       return alg.client_step(carry, sampler.batch(data, meta, sstate, jnp.int32(0)), skey)[1]
 
@@ -131,6 +150,7 @@ class _Fns:
 
     start_d = per_device(start1, mesh, (False, True, True, False, False))
     final_d = per_device(final1, mesh, (False, True, True, True, False))
+    restart_d = per_device(restart1, mesh, (False, True, True, False, False) + (True,) * 4)
 
     def begin(server, clients, meta, data, key, tot):
       """All lanes start the clients ``meta``; zero metric and aggregate sums."""
@@ -149,10 +169,9 @@ class _Fns:
       the devices outnumber free cores)."""
       part_sums, stacked, rows = final_d(server, lane.carry, lane.meta, done, tot)
       meta = where_rows(done, new_meta, lane.meta)
-      carry, sstate, skey = start_d(server, eng_lib.gather(clients, meta.id), meta, data, key)
-      sel = lambda new, old: where_rows(done, new, old)
-      lane = Lanes(meta, sel(carry, lane.carry), sel(sstate, lane.sstate), sel(skey, lane.skey),
-                   jnp.where(done, 0, lane.t), lane.msum)
+      carry, sstate, skey = restart_d(server, eng_lib.gather(clients, meta.id), meta, data, key,
+                                      done, lane.carry, lane.sstate, lane.skey)
+      lane = Lanes(meta, carry, sstate, skey, jnp.where(done, 0, lane.t), lane.msum)
       return jax.tree.map(jnp.add, sums, part_sums), lane, stacked, rows
 
     def write_rows(clients, ids, rows):
