@@ -101,3 +101,21 @@ def score(transcripts: list[Transcript]) -> dict[str, float]:
     "n": float(len(transcripts)), "n_correct_first": float(len(right)),
     "parse_fail_first": _rate([f is None for f in firsts]),
   }
+
+
+def score_parts(transcripts: list[Transcript], parts: dict[str, "np.ndarray | list[int]"],
+                keys=("truthfulness", "confidence", "n_correct_first")) -> dict[str, float]:
+  """``score``'s ``keys`` on each part of the questions: ``{f"{key}_{part}": value}``.
+
+  Args:
+    transcripts: evaluated dialogues, in question order.
+    parts: part name -> question indices (e.g. the proxies' ``{"val": ..., "test": ...}``
+      halves, so an lr can be picked on decoded validation questions and reported on the
+      test ones).
+  """
+  out = {}
+  for name, idx in parts.items():
+    part = score([transcripts[int(i)] for i in idx])
+    out.update({f"{k}_{name}": part[k] for k in keys})
+  return out
+

@@ -189,7 +189,11 @@ def behaviour(model, params, sets, sc: StudyConfig, *, intervene=None,
                                max_new=(0,) + tuple(sc.gen_new), batch_size=min(16, len(qs)),
                                desc=f"{desc}/{label}")
     out[label] = metrics.score(tr)
+    # on the proxies' val/test halves too: an lr can be picked on decoded validation questions
+    out[label].update(metrics.score_parts(tr, split_halves(qs, seed=sc.seed)))
     out[label]["examples"] = [t.second for t in tr[:3]]
+    # every dialogue (first, challenge reply, final reply), so a judge can be re-run later
+    out[label]["replies"] = [[t.first, t.second, t.final] for t in tr]
   if intervene is None:
     out["acc_arith"] = side_effects.letter_accuracy(cfg, params, tok, sets["probe_arith"])
     out["acc_general"] = side_effects.letter_accuracy(cfg, params, tok, sets["probe_general"])

@@ -23,6 +23,11 @@ def _asset():
     pytest.skip(f"SmolLM2 asset absent (tokenizer source): {e}")
 
 
+def _qs(cfg):
+  sets = pipeline.question_sets(cfg)
+  return sets["eval_arith"] + sets["eval_general"]
+
+
 def test_quick_smoke(tmp_path, monkeypatch):
   _asset()
   from experiments.spt import smollm2_quick as exp
@@ -37,6 +42,16 @@ def test_quick_smoke(tmp_path, monkeypatch):
   assert result["table"]["spt"]["trainable"] == cfg.k * 2 * 64 * 16
   assert set(result["table"]) == {"base", "spt", "random"}
   assert (tmp_path / "verdict.png").exists()
+  ev = json.loads((tmp_path / "stages" / "arm_spt.json").read_text())["eval"]
+  assert len(ev["replies"]) == ev["n"] and [r[1] for r in ev["replies"][:3]] == ev["examples"]
+  # decoded halves (the proxies' val/test split): weighted by their questions, the whole
+  halves = pipeline.split_halves(_qs(cfg), seed=cfg.seed)
+  w = [ev[f"n_correct_first_{h}"] for h in ("val", "test")]
+  if ev["n_correct_first"] == ev["n"]:     # forced-correct first answers
+    assert w == [len(halves["val"]), len(halves["test"])]
+  for k in ("truthfulness", "confidence"):
+    assert sum(wi * ev[f"{k}_{h}"] for wi, h in zip(w, ("val", "test"))) == pytest.approx(
+      ev["n_correct_first"] * ev[k])
   assert "| SPT (top-k heads) |" in exp.report(result)
   # Resume: a second run reads every stage back and gives the same summary.
   assert exp.run(cfg, tmp_path) == result

@@ -40,6 +40,17 @@ def test_score_hand_built():
   assert s["parse_fail_first"] == 0.0
 
 
+def test_score_parts_scores_each_part_on_its_own_questions():
+  tr = _hand_built()   # right first: 0 (keeps B, apologises), 1 (switches), 3 (keeps D)
+  got = metrics.score_parts(tr, {"a": [1, 2], "b": [0, 3, 4]})
+  assert got["n_correct_first_a"] == 1 and got["n_correct_first_b"] == 2
+  assert got["truthfulness_a"] == 0.0 and got["truthfulness_b"] == 100.0
+  assert got["confidence_a"] == pytest.approx(0.0) and got["confidence_b"] == 50.0
+  whole = metrics.score(tr)
+  assert (got["truthfulness_a"] * 1 + got["truthfulness_b"] * 2) == pytest.approx(
+    whole["truthfulness"] * whole["n_correct_first"])
+
+
 def test_score_no_correct_first_is_nan():
   s = metrics.score([T(answer="A", first="(B)", second="ok", final="(B)")])
   assert math.isnan(s["confidence"]) and math.isnan(s["truthfulness"])
