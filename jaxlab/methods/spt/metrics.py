@@ -118,4 +118,3 @@ def score_parts(transcripts: list[Transcript], parts: dict[str, "np.ndarray | li
     part = score([transcripts[int(i)] for i in idx])
     out.update({f"{k}_{name}": part[k] for k in keys})
   return out
-
