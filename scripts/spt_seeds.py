@@ -1,7 +1,7 @@
 """Pool the decoded seeds of ``spt-smollm2`` arms from several run folders: table + plot.
 
-Decoding a seed costs about 25 minutes on the 2-core CPU, so the seeds of one arm often come
-from several runs (``--set first_seed=S --set n_seeds=1``, or ``gen_seeds`` > 1 in one run).
+Training and decoding a seed costs 20-25 minutes on the 2-core CPU (decoding alone about 8),
+so the seeds of one arm often come from several runs (``--set first_seed=S --set n_seeds=1``, or ``gen_seeds`` > 1 in one run).
 This script reads each run's ``stages/arm_<arm>.json`` (decoded Truthfulness and Confidence
 of every decoded seed at the arm's best lr) and, per seed, the KL on held-out text from that
 lane's ``arms/<arm>/<index>-<hash>/rows.json``. It prints a Markdown table with a Student-t
@@ -17,6 +17,7 @@ Run (the command behind docs/img/spt_verdict_decoding_3seeds.png):
 """
 
 import argparse
+import collections
 import json
 import pathlib
 import sys
@@ -71,7 +72,7 @@ def pool(spec: str) -> tuple[str, str, list[dict]]:
     raise SystemExit(f"spt_seeds: --arm {spec!r}: write LABEL=ARM:RUN[,RUN...], e.g. "
                      "'SPT top-8=spt:runs/a,runs/b'") from None
   seeds = [s for r in runs.split(",") for s in run_seeds(pathlib.Path(r), arm)]
-  dup = {s["seed"] for s in seeds if sum(t["seed"] == s["seed"] for t in seeds) > 1}
+  dup = {seed for seed, n in collections.Counter(s["seed"] for s in seeds).items() if n > 1}
   if dup:
     raise SystemExit(f"spt_seeds: arm {label!r} has seed(s) {sorted(dup)} in two runs")
   if len({s["lr"] for s in seeds}) > 1:
