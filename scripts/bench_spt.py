@@ -5,7 +5,8 @@ the whole parameter tree through the full forward, masked to the selected slices
 ``tuning.pinpoint`` around AdamW (tail-only unembedding in both). jaxlab's loop
 trains the gathered slices only and starts the differentiated forward at the lowest
 tuned layer (``start_layer``), the frozen prefix computed once per batch without a
-backward pass. A third row isolates ``start_layer``: the loop with ``start_layer=0``.
+backward pass. A third row isolates ``start_layer``: the loop with ``start_layer=0``; a
+fourth times the loop in bf16 mixed precision (``TrainConfig.compute_dtype``).
 Same batch, same heads, one process; prints seconds per step, ratios and the load.
 
   python scripts/bench_spt.py [--model smollm2|tiny-random] [--steps 3] [--batch 8]
@@ -41,9 +42,10 @@ def _masked_step(cfg, params, heads, n):
   return TrainState.create(params, tx), step
 
 
-def _loop_step(cfg, params, heads, n, start_layer):
+def _loop_step(cfg, params, heads, n, start_layer, dtype="float32"):
   arm = loop.Arm(name="spt", heads=tuple(heads))
-  tc = loop.TrainConfig(steps=100, batch_size=1, target_len=n, start_layer=start_layer)
+  tc = loop.TrainConfig(steps=100, batch_size=1, target_len=n, start_layer=start_layer,
+                        compute_dtype=dtype)
   lanes = [loop.Lane(1e-3, 0)]
   pl = loop.plan(cfg, arm, tc, lanes, params)
   state = loop.init_state(cfg, params, arm, lanes, pl.tx)
@@ -78,21 +80,26 @@ def main():
   s_mask, f_mask = _masked_step(cfg, jax.tree.map(jnp.array, params), heads, n)
   s_loop, f_loop, start = _loop_step(cfg, params, heads, n, None)
   s_l0, f_l0, _ = _loop_step(cfg, params, heads, n, 0)
+  s_bf, f_bf, _ = _loop_step(cfg, params, heads, n, None, "bfloat16")
   vbatch = jax.tree.map(lambda x: x[None], batch)  # one lane
   t_mask = _time(f_mask, s_mask, batch, args.steps)
   t_loop = _time(lambda s, b: f_loop(s, b, None, params), s_loop, vbatch, args.steps)
   t_l0 = _time(lambda s, b: f_l0(s, b, None, params), s_l0, vbatch, args.steps)
-  a, b, c = t_mask["steady_s"], t_loop["steady_s"], t_l0["steady_s"]
+  t_bf = _time(lambda s, b: f_bf(s, b, None, params), s_bf, vbatch, args.steps)
+  a, b, c, d = t_mask["steady_s"], t_loop["steady_s"], t_l0["steady_s"], t_bf["steady_s"]
   load = B.machine_load()
   print(f"{args.model} batch {args.batch}x160, {len(heads)} heads, start_layer={start}: "
         f"masked full-tree step {a:.3f} s, loop (slices, start_layer) {b:.3f} s -> x{a / b:.2f}; "
-        f"loop with start_layer=0 {c:.3f} s (start_layer alone x{c / b:.2f}); load {load}")
+        f"loop with start_layer=0 {c:.3f} s (start_layer alone x{c / b:.2f}); "
+        f"loop in bf16 {d:.3f} s (x{b / d:.2f} vs fp32 loop); load {load}")
   rec.row("SPT head step: loop (slices + start_layer) vs masked full-tree AdamW",
           jaxlab_s=b, baseline_s=a, compile_s=t_loop["compile_s"])
   rec.row("SPT head step: start_layer alone (loop, start_layer=auto vs 0)",
           jaxlab_s=b, baseline_s=c, compile_s=t_l0["compile_s"])
+  rec.row("SPT head step: loop in bf16 mixed precision vs the fp32 loop",
+          jaxlab_s=d, baseline_s=b, compile_s=t_bf["compile_s"])
   rec.finish()
-  return np.asarray([a, b, c])
+  return np.asarray([a, b, c, d])
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ def _layer(cfg, lp, iv, x, ctx, names, sel):
   acts["attn_in"] = a
 
   def proj(w, b):
-    y = jnp.einsum("btm,mhd->bthd", a, lp[w].astype(dt))
+    y = ops.mm("btm,mhd->bthd", a, lp[w].astype(dt))
     return y + lp[b].astype(dt) if b in lp else y
 
   q, k, v = proj("wq", "bq"), proj("wk", "bk"), proj("wv", "bv")
@@ -232,8 +232,8 @@ def _layer(cfg, lp, iv, x, ctx, names, sel):
   acts["z"] = z
   wo = lp["wo"].astype(dt)
   if "head_out" in names:
-    acts["head_out"] = jnp.einsum("bthd,hdm->bthm", z, wo)
-  attn = jnp.einsum("bthd,hdm->btm", z, wo)
+    acts["head_out"] = ops.mm("bthd,hdm->bthm", z, wo)
+  attn = ops.mm("bthd,hdm->btm", z, wo)
   if "bo" in lp:
     attn = attn + lp["bo"].astype(dt)
   acts["attn_out"] = attn
@@ -283,7 +283,7 @@ def _embed(cfg, params, ids, pos, intervene, posmask, dt):
 def _unembed(cfg, params, x):
   h = ops.norm(cfg, x, params["final_norm_scale"], params.get("final_norm_bias"))
   w = params["embed"].T if cfg.tie_embeddings else params["unembed"]
-  logits = jnp.einsum("...m,mv->...v", h.astype(jnp.float32), w.astype(jnp.float32))
+  logits = ops.mm("...m,mv->...v", h, w.astype(h.dtype), out=jnp.float32)
   return shd.constrain(logits, "logits")
 
 

@@ -1,5 +1,6 @@
 """Pure numerical pieces of the decoder: norms, RoPE, grouped attention, MLPs."""
 
+import functools
 import math
 
 import jax
@@ -25,6 +26,69 @@ def positions_from_mask(mask: jax.Array, offset: jax.Array | int = 0) -> jax.Arr
     offset = offset[:, None]
   pos = offset + jnp.cumsum(mask.astype(jnp.int32), axis=-1) - 1
   return jnp.maximum(pos, 0)
+
+
+def mm(spec: str, x: jax.Array, w: jax.Array, out=None) -> jax.Array:
+  """``einsum(spec, x, w)`` in ``out`` (default x's dtype); below fp32 it accumulates in
+  fp32, both ways.
+
+  fp32 inputs run a plain einsum (the HF-parity path, unchanged). bf16/fp16 inputs run
+  ``bf16 x bf16 -> fp32`` products cast back to x's dtype, forward and in the hand-written
+  backward (``_mm_low``). Autodiff of ``einsum(..., preferred_element_type=fp32)`` would
+  run the backward products in fp32 (the fp32 cotangent promotes the weight), which on
+  CPUs with AVX512-BF16 halves their speed. ``spec`` is ``"x,w->out"``; every index of
+  one operand appears in the other or in the output (true of the decoder's products).
+  """
+  out = jnp.dtype(out or x.dtype)
+  if x.dtype == jnp.float32 and w.dtype == jnp.float32:
+    return jnp.einsum(spec, x, w, preferred_element_type=out)
+  return _mm_low(spec, out, x, w)
+
+
+def _explicit(spec: str, *arrays: jax.Array) -> list[str]:
+  """The operand and output subscripts of ``spec`` with ``...`` spelled out (A, B, ...)."""
+  ins, out = spec.split("->")
+  subs = ins.split(",")
+  full = []
+  for sub, a in zip(subs, arrays):
+    n = a.ndim - (len(sub) - 3) if "..." in sub else 0
+    full.append(sub.replace("...", "ABCDEFGH"[:n]))
+  n_out = max((len(f) - len(s) + 3 for f, s in zip(full, subs) if "..." in s), default=0)
+  return full + [out.replace("...", "ABCDEFGH"[:n_out])]
+
+
+def _prod(spec: str, a: jax.Array, b: jax.Array) -> jax.Array:
+  """fp32 einsum of two low-precision operands, produced in dot_general's own order
+  (batch, a's free, b's free) and then transposed. XLA:CPU's fallback dot thunk has no
+  bf16 x bf16 -> fp32 kernel, and a product whose output puts a batch dim after a free
+  one (e.g. ``bthd,hdm->bthm``) reaches it and fails at run time."""
+  sa, sb, so = _explicit(spec, a, b)
+  batch = [c for c in sa if c in sb and c in so]
+  canon = "".join(batch + [c for c in sa if c in so and c not in batch]
+                  + [c for c in sb if c in so and c not in batch])
+  y = jnp.einsum(f"{sa},{sb}->{canon}", a, b, preferred_element_type=jnp.float32)
+  return y.transpose([canon.index(c) for c in so])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _mm_low(spec, out, x, w):
+  return _prod(spec, x, w).astype(out)
+
+
+def _mm_low_fwd(spec, out, x, w):
+  return _mm_low(spec, out, x, w), (x, w)
+
+
+def _mm_low_bwd(spec, _, res, g):
+  x, w = res
+  sx, sw, so = _explicit(spec, x, w)
+  g = g.astype(x.dtype)
+  dx = _prod(f"{so},{sw}->{sx}", g, w.astype(x.dtype))
+  dw = _prod(f"{sx},{so}->{sw}", x, g)
+  return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+_mm_low.defvjp(_mm_low_fwd, _mm_low_bwd)
 
 
 def norm(cfg: DecoderConfig, x: jax.Array, scale: jax.Array, bias: jax.Array | None) -> jax.Array:
@@ -100,13 +164,13 @@ def attention(q: jax.Array, segments: list[tuple[jax.Array, jax.Array, jax.Array
   qg = q.reshape(b, t, n_heads // group, group, d)
   scores = []
   for k, _, allowed in segments:
-    sc = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32)
+    sc = mm("btkgd,bskd->bkgts", qg, k, out=jnp.float32)
     scores.append(jnp.where(allowed[:, None, None], sc / math.sqrt(d), NEG_INF))
   m = jnp.max(jnp.stack([sc.max(-1) for sc in scores]), axis=0)[..., None]
   exps = [jnp.exp(sc - m) for sc in scores]
   denom = sum(e.sum(-1, keepdims=True) for e in exps)
   probs = [e / denom for e in exps]
-  z = sum(jnp.einsum("bkgts,bskd->btkgd", p.astype(v.dtype), v)
+  z = sum(mm("bkgts,bskd->btkgd", p.astype(v.dtype), v)
           for p, (_, v, _) in zip(probs, segments))
   p = jnp.concatenate(probs, axis=-1) if len(probs) > 1 else probs[0]
   return z.reshape(b, t, n_heads, d), p.reshape(b, n_heads, t, -1)
@@ -117,7 +181,7 @@ def mlp(cfg: DecoderConfig, lp: dict, a: jax.Array) -> jax.Array:
   dt = a.dtype
 
   def lin(x, w, b=None):
-    y = jnp.einsum("...m,mf->...f", x, lp[w].astype(dt))
+    y = mm("...m,mf->...f", x, lp[w].astype(dt))
     return y if b is None or b not in lp else y + lp[b].astype(dt)
 
   if cfg.mlp == "swiglu":

@@ -97,6 +97,11 @@ class TrainConfig:
     start_layer: None = automatic (lowest tuned layer for head arms, 0 otherwise);
       0 forces the full differentiated forward (the benchmark's baseline).
     ckpt_every: checkpoint period in steps when an ``out_dir`` is given (0: never).
+    compute_dtype: dtype of the training step's activations and matrix products; it
+      replaces the model config's ``compute_dtype`` inside the step ("float32", or
+      "bfloat16": mixed precision, bf16 products accumulated in fp32,
+      fp32 master weights and Adam moments; ``decoder_ops.mm``). Only the step changes:
+      the tuned parameters come back in fp32 and are evaluated with the caller's config.
   """
 
   steps: int = 100
@@ -106,10 +111,13 @@ class TrainConfig:
   target_len: int = 64
   start_layer: int | None = None
   ckpt_every: int = 0
+  compute_dtype: str = "float32"
 
   def __post_init__(self):
     if self.steps < 1 or self.batch_size < 1 or self.target_len < 1:
       raise ConfigError("steps, batch_size and target_len must be >= 1.")
+    if self.compute_dtype not in ("float32", "bfloat16"):
+      raise ConfigError(f"compute_dtype={self.compute_dtype!r}; use 'float32' or 'bfloat16'.")
 
 
 class Lane(NamedTuple):
@@ -197,6 +205,7 @@ def plan(cfg: decoder.DecoderConfig, arm: Arm, tc: TrainConfig, lanes: Sequence[
 def make_step(cfg: decoder.DecoderConfig, pl: _Plan, tc: TrainConfig):
   """``step(state, batch, key, base) -> (state, {"loss": [S]})`` over S vmapped lanes."""
   n, start = tc.target_len, pl.start
+  cfg = cfg.replace(compute_dtype=tc.compute_dtype)
 
   def one(state: TrainState, batch: dict, base: dict):
     resid = None
@@ -358,10 +367,13 @@ class ChunkedSweep(NamedTuple):
 def chunk_dir(root: pathlib.Path | str, index: int, lanes: Sequence[Lane],
               tc: TrainConfig) -> pathlib.Path:
   """``root/<index>-<hash>``: the hash covers the lanes (lr, seed, heads), the steps, batch,
-  weight decay and target length, so a changed grid or step count starts a fresh folder
+  weight decay, target length and a non-fp32 compute dtype, so a changed grid or step count starts a fresh folder
   instead of restoring the wrong lanes."""
+  fields = [tc.steps, tc.batch_size, tc.weight_decay, tc.target_len]
+  if tc.compute_dtype != "float32":  # fp32 folders keep their earlier names
+    fields.append(tc.compute_dtype)
   key = json.dumps([[float(ln.lr), int(ln.seed), [[int(x) for x in h] for h in (ln.heads or ())]]
-                    for ln in lanes] + [tc.steps, tc.batch_size, tc.weight_decay, tc.target_len])
+                    for ln in lanes] + fields)
   return pathlib.Path(root) / f"{index}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.core.errors import NonFiniteError
+from jaxlab.core.errors import ConfigError, NonFiniteError
 from jaxlab.core.metrics import read_jsonl
 from jaxlab.data import BatchIterator
 from jaxlab.interp.testing import tiny_model
@@ -214,7 +214,32 @@ def test_chunk_dir_changes_with_the_lanes_and_settings(tmp_path):
   b = loop.chunk_dir(tmp_path, 0, [loop.Lane(3e-3, 0)], tc)
   c = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], dataclasses.replace(tc, steps=8))
   d = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0, ((14, 1),))], tc)
-  assert len({a, b, c, d}) == 4 and a == loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], tc)
+  e = loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)],
+                     dataclasses.replace(tc, compute_dtype="bfloat16"))
+  assert len({a, b, c, d, e}) == 5 and a == loop.chunk_dir(tmp_path, 0, [loop.Lane(1e-3, 0)], tc)
+  assert a.name == "0-cfb413a1"  # fp32 folders kept their names when compute_dtype came in
+
+
+def test_bf16_step_tracks_fp32_and_returns_fp32_params(setup):
+  """Mixed precision: the same lane in bf16 compute follows the fp32 losses and gives back
+  fp32 parameters that moved. (Per-weight updates are not compared: Adam normalises the
+  tiny model's near-zero gradients, so bf16 rounding flips many of their signs.)"""
+  cfg, params, data = setup
+  arm = loop.Arm(name="h", heads=HEADS)
+  lanes = [loop.Lane(LR, 0)]
+  tc = loop.TrainConfig(steps=STEPS, batch_size=B, end_lr=END, weight_decay=WD, target_len=3)
+  r32 = loop.sweep(cfg, params, arm, data, lanes, tc)
+  r16 = loop.sweep(cfg, params, arm, data, lanes, dataclasses.replace(tc,
+                                                                      compute_dtype="bfloat16"))
+  np.testing.assert_allclose(r16.losses, r32.losses, rtol=2e-2)
+  assert not np.array_equal(r16.losses, r32.losses)  # really computed in bf16
+  p16, p32 = r16.params_of(0), r32.params_of(0)
+  wq16, wq32, wq0 = (np.asarray(p["layers"]["wq"][2, :, 1]) for p in (p16, p32, params))
+  assert p16["layers"]["wq"].dtype == jnp.float32
+  step16, step32 = np.abs(wq16 - wq0).mean(), np.abs(wq32 - wq0).mean()
+  assert 0.5 < step16 / step32 < 2.0
+  with pytest.raises(ConfigError, match="compute_dtype"):
+    loop.TrainConfig(compute_dtype="float16")
 
 
 def test_sweep_then_seeds_trains_seed0_per_lr_then_seeds_at_the_chosen_lr(setup, tmp_path):

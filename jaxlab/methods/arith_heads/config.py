@@ -28,6 +28,8 @@ class Config:
       the model and two AdamW moments each, so keep this small on a 24 GB machine).
     tune_ckpt_every: checkpoint period (steps) inside an arm, so a killed run resumes there
       (0: none; the finished arms are cached either way).
+    tune_dtype: the training step's compute dtype, "float32" or "bfloat16" (mixed
+      precision, ``tuning.loop.TrainConfig.compute_dtype``); evaluation stays in fp32.
     tune_seed_protocol: "grid" trains every (lr, seed) lane; "best" trains seed 0 of every lr,
       then the other seeds only at the lr seed 0 picks on validation
       (``tuning.loop.sweep_then_seeds``).
@@ -70,6 +72,7 @@ class Config:
   tune_mlps: int = 1
   tune_lane_chunk: int = 3
   tune_ckpt_every: int = 25
+  tune_dtype: str = "float32"
   tune_seed_protocol: str = "grid"
   kl_passages: int = 64
   kl_length: int = 128
@@ -90,5 +93,7 @@ def check(config: Config) -> None:
   if config.tune_seed_protocol not in ("grid", "best"):
     raise ConfigError(f"tune_seed_protocol={config.tune_seed_protocol!r}: use 'grid' (every lr "
                       "x seed) or 'best' (seeds at the lr seed 0 picks).")
+  if config.tune_dtype not in ("float32", "bfloat16"):
+    raise ConfigError(f"tune_dtype={config.tune_dtype!r}: use 'float32' or 'bfloat16'.")
   if config.tune_target not in ("chat", "equation"):
     raise ConfigError(f"tune_target={config.tune_target!r}: use 'chat' or 'equation'.")

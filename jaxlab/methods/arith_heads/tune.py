@@ -130,7 +130,7 @@ def tuning_stage(cfg, params, tok, ranked, mlp_scores, pair_set, config: Config,
   specs, top = arm_specs(cfg, ranked, mlp_scores, config)
   tc = loop.TrainConfig(steps=config.tune_steps, batch_size=config.tune_batch,
                         weight_decay=config.weight_decay, target_len=config.tune_target_len,
-                        ckpt_every=config.tune_ckpt_every)
+                        ckpt_every=config.tune_ckpt_every, compute_dtype=config.tune_dtype)
   for arm, lanes in specs:
     if arm.name in results:
       continue

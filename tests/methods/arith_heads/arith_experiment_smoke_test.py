@@ -47,7 +47,7 @@ def test_smoke_runs_and_resumes(tmp_path):
 def test_bad_tuning_settings_are_refused_before_any_work(tmp_path):
   base = smollm2.get_config(smoke=True)
   for bad in (dict(tune_arms=("heads", "ful")), dict(tune_seed_protocol="fast"),
-              dict(tune_target="words")):
+              dict(tune_target="words"), dict(tune_dtype="float16")):
     with pytest.raises(ConfigError, match=next(iter(bad))):
       smollm2.run(dataclasses.replace(base, **bad), tmp_path)
   assert not any(tmp_path.iterdir())

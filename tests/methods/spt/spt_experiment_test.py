@@ -64,14 +64,17 @@ def test_quick_smoke(tmp_path, monkeypatch):
       shutil.copy(f, best_dir / "stages" / f.name)
   for f in tmp_path.glob("scores_*.npy"):
     shutil.copy(f, best_dir / f.name)
+  # (and the bf16 mixed-precision step end to end through the study)
   two = dataclasses.replace(cfg, arms=("spt",), n_seeds=2, seed_protocol="best",
-                            lr_spt=(1e-2, 3e-3), gen_seeds=2)
+                            lr_spt=(1e-2, 3e-3), gen_seeds=2, tune_dtype="bfloat16")
   decoded = []   # a checksum of the params each decoding call gets
+  dtypes = set()  # bf16 tuning still hands fp32 weights to the evaluation
   real = pipeline.behaviour
 
   def behaviour(model, params, *a, **kw):
     decoded.append(float(sum(np.sum(np.asarray(x, np.float64))
                              for x in jax.tree.leaves(params))))
+    dtypes.update(str(x.dtype) for x in jax.tree.leaves(params))
     return real(model, params, *a, **kw)
 
   monkeypatch.setattr(pipeline, "behaviour", behaviour)
@@ -83,7 +86,7 @@ def test_quick_smoke(tmp_path, monkeypatch):
   assert got["table"]["spt"]["p_correct_seed_ci"][0] == pytest.approx(
     sum(arm["p_correct_seeds"]) / 2)
   # gen_seeds=2: seeds 0 and 1 of the chosen lr are decoded (the base stage is cached)
-  assert len(decoded) == 2 and decoded[0] != decoded[1]
+  assert len(decoded) == 2 and decoded[0] != decoded[1] and dtypes == {"float32"}
   assert arm["truthfulness_seeds"][0] == arm["eval"]["truthfulness"]
   assert len(arm["confidence_keep_seeds"]) == 2
   assert arm["truthfulness_seed_ci"][0] == pytest.approx(sum(arm["truthfulness_seeds"]) / 2)
@@ -92,3 +95,5 @@ def test_quick_smoke(tmp_path, monkeypatch):
     exp.run(dataclasses.replace(cfg, gen_seeds=2), tmp_path / "bad")   # n_seeds is 1
   with pytest.raises(errors.ConfigError, match="seed_protocol"):
     exp.run(dataclasses.replace(cfg, seed_protocol="fast"), tmp_path / "bad")
+  with pytest.raises(errors.ConfigError, match="tune_dtype"):
+    exp.run(dataclasses.replace(cfg, tune_dtype="float16"), tmp_path / "bad")
