@@ -367,8 +367,8 @@ class ChunkedSweep(NamedTuple):
 def chunk_dir(root: pathlib.Path | str, index: int, lanes: Sequence[Lane],
               tc: TrainConfig) -> pathlib.Path:
   """``root/<index>-<hash>``: the hash covers the lanes (lr, seed, heads), the steps, batch,
-  weight decay, target length and a non-fp32 compute dtype, so a changed grid or step count starts a fresh folder
-  instead of restoring the wrong lanes."""
+  weight decay, target length and a non-fp32 compute dtype, so a changed grid or step count
+  starts a fresh folder instead of restoring the wrong lanes."""
   fields = [tc.steps, tc.batch_size, tc.weight_decay, tc.target_len]
   if tc.compute_dtype != "float32":  # fp32 folders keep their earlier names
     fields.append(tc.compute_dtype)
