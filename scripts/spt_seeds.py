@@ -1,7 +1,8 @@
 """Pool the decoded seeds of ``spt-smollm2`` arms from several run folders: table + plot.
 
 Training and decoding a seed costs 20-25 minutes on the 2-core CPU (decoding alone about 8),
-so the seeds of one arm often come from several runs (``--set first_seed=S --set n_seeds=1``, or ``gen_seeds`` > 1 in one run).
+so the seeds of one arm often come from several runs (``--set first_seed=S --set n_seeds=1``,
+or ``gen_seeds`` > 1 in one run).
 This script reads each run's ``stages/arm_<arm>.json`` (decoded Truthfulness and Confidence
 of every decoded seed at the arm's best lr) and, per seed, the KL on held-out text from that
 lane's ``arms/<arm>/<index>-<hash>/rows.json``. It prints a Markdown table with a Student-t

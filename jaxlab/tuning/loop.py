@@ -51,6 +51,13 @@ from jaxlab.tuning import slices
 from jaxlab.tuning import transform
 
 KINDS = ("heads", "full", "lora")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def check_compute_dtype(value: str, key: str = "compute_dtype") -> None:
+  """Refuses a training-step dtype other than fp32 / bf16, naming the caller's config key."""
+  if value not in COMPUTE_DTYPES:
+    raise ConfigError(f"{key}={value!r}; use {' or '.join(map(repr, COMPUTE_DTYPES))}.")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -116,8 +123,7 @@ class TrainConfig:
   def __post_init__(self):
     if self.steps < 1 or self.batch_size < 1 or self.target_len < 1:
       raise ConfigError("steps, batch_size and target_len must be >= 1.")
-    if self.compute_dtype not in ("float32", "bfloat16"):
-      raise ConfigError(f"compute_dtype={self.compute_dtype!r}; use 'float32' or 'bfloat16'.")
+    check_compute_dtype(self.compute_dtype)
 
 
 class Lane(NamedTuple):

@@ -85,6 +85,7 @@ TUNE_ARMS = ("heads", "heads_kv", "heads_mlp", "full", "lora", "lora_heads", "ra
 def check(config: Config) -> None:
   """Refuses settings the tuning stage would only trip over hours later."""
   from jaxlab.core.errors import ConfigError  # noqa: PLC0415
+  from jaxlab.tuning.loop import check_compute_dtype  # noqa: PLC0415
 
   bad = [a for a in config.tune_arms if a not in TUNE_ARMS]
   if bad:
@@ -93,7 +94,6 @@ def check(config: Config) -> None:
   if config.tune_seed_protocol not in ("grid", "best"):
     raise ConfigError(f"tune_seed_protocol={config.tune_seed_protocol!r}: use 'grid' (every lr "
                       "x seed) or 'best' (seeds at the lr seed 0 picks).")
-  if config.tune_dtype not in ("float32", "bfloat16"):
-    raise ConfigError(f"tune_dtype={config.tune_dtype!r}: use 'float32' or 'bfloat16'.")
+  check_compute_dtype(config.tune_dtype, "tune_dtype")
   if config.tune_target not in ("chat", "equation"):
     raise ConfigError(f"tune_target={config.tune_target!r}: use 'chat' or 'equation'.")

@@ -450,9 +450,7 @@ def run_study(sc: StudyConfig, out_dir: pathlib.Path, model=None) -> dict:
     from jaxlab.core import errors  # pylint: disable=import-outside-toplevel
     raise errors.ConfigError(f"seed_protocol={sc.seed_protocol!r}: use 'grid' (every lr x "
                              "seed) or 'best' (seeds at the lr seed 0 picks).")
-  if sc.tune_dtype not in ("float32", "bfloat16"):
-    from jaxlab.core import errors  # pylint: disable=import-outside-toplevel
-    raise errors.ConfigError(f"tune_dtype={sc.tune_dtype!r}: use 'float32' or 'bfloat16'.")
+  loop.check_compute_dtype(sc.tune_dtype, "tune_dtype")
   if not 1 <= sc.gen_seeds <= sc.n_seeds:
     from jaxlab.core import errors  # pylint: disable=import-outside-toplevel
     raise errors.ConfigError(f"gen_seeds={sc.gen_seeds}: decode between 1 and n_seeds="
