@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from jaxlab.core import hardware
 
 LOAD_LIMIT = 1.5
 
@@ -41,17 +42,6 @@ def machine_load() -> dict[str, Any]:
     l1 = l5 = l15 = float("nan")
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   return {"load1": round(l1, 2), "load5": round(l5, 2), "load15": round(l15, 2), "cores": cores}
-
-
-def _cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def time_call(fn: Callable[[], Any], reps: int = 5, warmup: int = 0) -> dict[str, float]:
@@ -86,7 +76,8 @@ class Recorder:
     self.t0 = time.time()
     self.loaded = not (self.start["load1"] <= LOAD_LIMIT)
     print(f"[bench {name}] start: load average {self.start['load1']} / {self.start['load5']} / "
-          f"{self.start['load15']} on {self.start['cores']} cores ({_cpu_name()})", flush=True)
+          f"{self.start['load15']} on {self.start['cores']} cores ({hardware.cpu_summary()})",
+          flush=True)
     if self.loaded:
       bar = "!" * 78
       print(f"{bar}\n[bench {name}] WARNING: 1-minute load {self.start['load1']} > {LOAD_LIMIT}: "
@@ -109,7 +100,7 @@ class Recorder:
     end = machine_load()
     rec = {"bench": self.name, "args": self.args, "rows": self.rows, "load_start": self.start,
            "load_end": end, "loaded": self.loaded, "wall_s": round(time.time() - self.t0, 2),
-           "cpu": _cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+           "cpu": hardware.cpu_summary(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
            "jax_devices": _devices()}
     print(f"[bench {self.name}] end: load average {end['load1']} / {end['load5']} / "
           f"{end['load15']}{' (LOADED run)' if self.loaded else ''}", flush=True)
