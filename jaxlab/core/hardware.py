@@ -55,8 +55,9 @@ def cpu_summary() -> str:
   Two machines can share a model name ("AMD EPYC") and differ in AVX-512 / bf16 support,
   which changes matmul and bf16 speeds; benchmark records carry this string.
   """
-  have = [f for f in SHOWN_FLAGS if f in cpu_flags()]
-  return f"{cpu_name()} ({', '.join(have) or 'flags unknown'})"
+  flags = cpu_flags()
+  have = ", ".join(f for f in SHOWN_FLAGS if f in flags)
+  return f"{cpu_name()} ({have or ('no AVX2 / AVX-512' if flags else 'flags unknown')})"
 
 
 def native_bf16(backend: str | None = None) -> bool | None:

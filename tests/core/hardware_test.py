@@ -41,6 +41,10 @@ def test_cpu_summary_names_the_vector_extensions(monkeypatch):
   monkeypatch.setattr(hardware, "cpu_name", lambda: "AMD EPYC")
   monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "fma", "avx512f"}))
   assert hardware.cpu_summary() == "AMD EPYC (avx2, avx512f)"
+  monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"fp", "asimd"}))   # aarch64
+  assert hardware.cpu_summary() == "AMD EPYC (no AVX2 / AVX-512)"
+  monkeypatch.setattr(hardware, "cpu_flags", frozenset)
+  assert hardware.cpu_summary() == "AMD EPYC (flags unknown)"
 
 
 @pytest.mark.parametrize("native, dtype, warns", [
