@@ -56,12 +56,15 @@ KINDS = ("heads", "full", "lora")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
-def check_compute_dtype(value: str, key: str = "compute_dtype") -> None:
+def check_compute_dtype(value: str, key: str = "compute_dtype", *, warn: bool = True) -> None:
   """Refuses a training-step dtype other than fp32 / bf16, naming the caller's config key;
-  warns (``warn_emulated_bf16``) when bf16 would be slower than fp32 on this CPU."""
+  with ``warn``, warns (``warn_emulated_bf16``) when bf16 would be slower than fp32 here.
+  ``TrainConfig`` passes ``warn=False``: asking JAX for its backend while a config is built
+  (possibly before ``jax.distributed.initialize``) would start the runtime; ``sweep`` warns."""
   if value not in COMPUTE_DTYPES:
     raise ConfigError(f"{key}={value!r}; use {' or '.join(map(repr, COMPUTE_DTYPES))}.")
-  warn_emulated_bf16(value, key)
+  if warn:
+    warn_emulated_bf16(value, key)
 
 
 def warn_emulated_bf16(value: str, key: str = "compute_dtype") -> None:
@@ -71,7 +74,7 @@ def warn_emulated_bf16(value: str, key: str = "compute_dtype") -> None:
                   f"({hardware.cpu_summary()}; needs {' or '.join(hardware.BF16_FLAGS)}): XLA "
                   "emulates them and the step is slower than in float32 (full FT of SmolLM2: "
                   "18.5 s against 14.1 s per step on an AVX2 EPYC); use float32 here.",
-                  stacklevel=3)
+                  stacklevel=2)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -137,7 +140,7 @@ class TrainConfig:
   def __post_init__(self):
     if self.steps < 1 or self.batch_size < 1 or self.target_len < 1:
       raise ConfigError("steps, batch_size and target_len must be >= 1.")
-    check_compute_dtype(self.compute_dtype)
+    check_compute_dtype(self.compute_dtype, warn=False)
 
 
 class Lane(NamedTuple):
@@ -322,6 +325,7 @@ def sweep(cfg: decoder.DecoderConfig, base: dict, arm: Arm, data: dict, lanes: S
   """
   if not lanes:
     raise ConfigError("sweep needs at least one Lane(lr, seed).")
+  warn_emulated_bf16(tc.compute_dtype)
   pl = plan(cfg, arm, tc, lanes, base)
   # base stays a jit argument (partial of the jitted step), never a baked-in constant
   step = functools.partial(make_step(cfg, pl, tc), base=base)

@@ -2,9 +2,11 @@
 
 import warnings
 
+import numpy as np
 import pytest
 
 from jaxlab.core import hardware
+from jaxlab.interp.testing import tiny_model
 from jaxlab.tuning import loop
 
 CPUINFO = """processor\t: 0
@@ -61,9 +63,15 @@ def test_bf16_warning_only_where_bf16_is_emulated(monkeypatch, native, dtype, wa
 
 
 def test_study_checks_warn_before_any_work(monkeypatch):
-  """The dtype check every entry point runs first (TrainConfig, SPT, arithmetic) warns."""
+  """The study-level check (SPT, arithmetic) warns before any work; a sweep warns."""
   monkeypatch.setattr(hardware, "native_bf16", lambda backend=None: False)
   with pytest.warns(UserWarning, match="tune_dtype=.bfloat16. on a CPU without native bf16"):
     loop.check_compute_dtype("bfloat16", "tune_dtype")
-  with pytest.warns(UserWarning, match="compute_dtype="):
-    loop.TrainConfig(compute_dtype="bfloat16")
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")          # building a config never asks JAX for its backend
+    tc = loop.TrainConfig(compute_dtype="bfloat16", steps=1, batch_size=2, target_len=2)
+  cfg, params = tiny_model(layers=2)
+  data = {"ids": np.ones((2, 4), np.int32), "mask": np.ones((2, 4), np.int32),
+          "loss_mask": np.ones((2, 4), np.float32)}
+  with pytest.warns(UserWarning, match="compute_dtype="):   # the sweep does
+    loop.sweep(cfg, params, loop.Arm(name="h", heads=((1, 0),)), data, [loop.Lane(1e-3)], tc)
