@@ -4,23 +4,11 @@ import dataclasses
 import importlib
 import json
 
-import jax
 import numpy as np
 import pytest
 
 import experiments
 from jaxlab.core.errors import AssetMissingError
-
-
-@pytest.fixture(autouse=True)
-def fast_compile():
-  """XLA without most optimisations: the smoke runs are compile-bound (dozens of small
-  programs, each run once or twice), so this roughly halves them; the numbers they check
-  are ranges and a resume-vs-uninterrupted equality under the same flag."""
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
 
 
 @pytest.mark.slow
@@ -38,6 +26,11 @@ def test_smoke(name, tmp_path):
         assert 0.0 < res[base][arm]["final_mean"] <= 1.0
     d = res["diagnostics"]
     assert 0.0 <= d["recon_mse"] < 1.0 and 0.0 <= d["ncm_acc_x_s"] <= 1.0
+    if name != "fedfed-cifar10":   # its smoke data is random; the others are real images
+      # something learned: a broken update (e.g. XLA:CPU at -O0 miscompiling the conv
+      # gradients) leaves every arm at 0.10, the constant predictor's accuracy
+      best = max(res[base][arm]["final_mean"] for base in cfg.bases for arm in ("base", "fedfed"))
+      assert best > 0.11, best
   assert list(tmp_path.glob("acc_*.png")) and (tmp_path / "metrics.jsonl").exists()
   if cfg.sigmas:
     assert list(tmp_path.glob("acc_vs_sigma_*.png"))

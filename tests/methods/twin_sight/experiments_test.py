@@ -3,7 +3,6 @@
 import importlib
 import json
 
-import jax
 import numpy as np
 import pytest
 
@@ -16,16 +15,8 @@ NAMES = sorted(n for n in experiments.EXPERIMENTS if n.startswith("twin-sight"))
 PARAMS = [pytest.param(n, marks=() if n.endswith("quick") else pytest.mark.slow) for n in NAMES]
 
 
-@pytest.fixture
-def fast_compile():
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
-
-
 @pytest.mark.parametrize("name", PARAMS)
-def test_smoke(name, tmp_path, fast_compile):
+def test_smoke(name, tmp_path):
   mod = importlib.import_module(experiments.EXPERIMENTS[name])
   assert mod.DESCRIPTION and mod.CLAIM
   cfg = mod.get_config(smoke=True)
