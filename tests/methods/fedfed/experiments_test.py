@@ -11,14 +11,26 @@ import experiments
 from jaxlab.core.errors import AssetMissingError
 
 
+@pytest.fixture(scope="module")
+def quick_smoke(tmp_path_factory):
+  """The quick smoke, run once: its own smoke test and the resume test's uninterrupted run."""
+  from experiments.fedfed import fmnist_quick
+  cfg = fmnist_quick.get_config(smoke=True)
+  out = tmp_path_factory.mktemp("quick")
+  return cfg, fmnist_quick.run(cfg, out), out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fedfed-fmnist-quick", "fedfed-fmnist", "fedfed-mnist",
                                   "fedfed-cifar10"])
-def test_smoke(name, tmp_path):
+def test_smoke(name, tmp_path, request):
   mod = importlib.import_module(experiments.EXPERIMENTS[name])
   assert mod.DESCRIPTION and mod.CLAIM
-  cfg = mod.get_config(smoke=True)
-  result = mod.run(cfg, tmp_path)
+  if name == "fedfed-fmnist-quick":
+    cfg, result, tmp_path = request.getfixturevalue("quick_smoke")
+  else:
+    cfg = mod.get_config(smoke=True)
+    result = mod.run(cfg, tmp_path)
   json.dumps(result)
   for res in result["settings"].values():
     for base in cfg.bases:
@@ -45,15 +57,19 @@ def test_cifar10_without_data_names_the_files(monkeypatch):
 
 
 @pytest.mark.slow
-def test_resume_equals_uninterrupted(tmp_path):
+def test_resume_equals_uninterrupted(quick_smoke, tmp_path):
   from experiments.fedfed import fmnist_quick
-  # the quick smoke's shapes without the sigma sweep (not compared here; 28% less time)
-  cfg = dataclasses.replace(fmnist_quick.get_config(smoke=True), rounds=3, checkpoint_every=2,
-                            sigmas=())
-  full = fmnist_quick.run(cfg, tmp_path / "full")
-  fmnist_quick.run(dataclasses.replace(cfg, rounds=2), tmp_path / "part")
-  resumed = fmnist_quick.run(cfg, tmp_path / "part")   # restores phase 1 and round 2
-  a = full["settings"]["0.1/4/2"]["fedavg"]
-  b = resumed["settings"]["0.1/4/2"]["fedavg"]
+  # the uninterrupted run is the quick smoke's (2 rounds, a checkpoint every round, the sigma
+  # sweep): one run of the phase-1 and phase-2 programs less than a separate reference
+  cfg, full, _ = quick_smoke
+  assert cfg.rounds == 2 and cfg.checkpoint_every == 1 and cfg.sigmas
+  fmnist_quick.run(dataclasses.replace(cfg, rounds=1), tmp_path)
+  resumed = fmnist_quick.run(cfg, tmp_path)   # restores phase 1 and round 1
+  a = full["settings"]["0.1/4/2"]
+  b = resumed["settings"]["0.1/4/2"]
   for arm in ("base", "fedfed"):
-    np.testing.assert_allclose(b[arm]["final_mean"], a[arm]["final_mean"], rtol=1e-6)
+    np.testing.assert_allclose(b["fedavg"][arm]["final_mean"], a["fedavg"][arm]["final_mean"],
+                               rtol=1e-6)
+  assert b["accuracy_vs_sigma"].keys() == a["accuracy_vs_sigma"].keys()
+  np.testing.assert_allclose(list(b["accuracy_vs_sigma"].values()),
+                             list(a["accuracy_vs_sigma"].values()), rtol=1e-6)
