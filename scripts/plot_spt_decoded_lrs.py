@@ -16,8 +16,8 @@ from jaxlab.tuning import verdict
 
 
 def arms() -> dict:
-  full = tevaluate.seed_ci([70.526, 78.421])            # full FT 1e-5, seeds 0 and 1
-  full_kl = tevaluate.seed_ci([0.01493, 0.01470])
+  full = tevaluate.seed_ci([70.526, 78.421, 75.789])    # full FT 1e-5, seeds 0, 1 and 2
+  full_kl = tevaluate.seed_ci([0.01493, 0.01470, 0.01498])
   return {
     "base": {"target": (14.2, 9.2, 19.2), "kl": (0.0, np.nan, np.nan)},
     "SPT top-8, 1e-3 (3 seeds)": {
@@ -26,7 +26,7 @@ def arms() -> dict:
     "random-8, 1e-3 (3 seeds)": {
       "target": (76.7, 69.0, 84.3), "kl": (0.040, 0.005, 0.075),
       "per_lr": [("1e-3", 0.045, 75.8), ("1e-2", 0.290, 67.4)]},
-    "full FT, 1e-5 (2 seeds)": {
+    "full FT, 1e-5 (3 seeds)": {
       "target": full, "kl": full_kl,
       "per_lr": [("1e-5", 0.0149, 70.5), ("3e-5", 0.036, 65.3), ("1e-4", 0.164, 65.3)]},
     "LoRA r16, 1e-4 (3 seeds)": {
