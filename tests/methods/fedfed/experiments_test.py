@@ -57,14 +57,29 @@ def test_cifar10_without_data_names_the_files(monkeypatch):
 
 
 @pytest.mark.slow
-def test_resume_equals_uninterrupted(quick_smoke, tmp_path):
+def test_resume_equals_uninterrupted(quick_smoke, tmp_path, monkeypatch):
   from experiments.fedfed import fmnist_quick
+  from jaxlab.methods.fedfed import study
   # the uninterrupted run is the quick smoke's (2 rounds, a checkpoint every round, the sigma
   # sweep): one run of the phase-1 and phase-2 programs less than a separate reference
   cfg, full, _ = quick_smoke
   assert cfg.rounds == 2 and cfg.checkpoint_every == 1 and cfg.sigmas
   fmnist_quick.run(dataclasses.replace(cfg, rounds=1), tmp_path)
-  resumed = fmnist_quick.run(cfg, tmp_path)   # restores phase 1 and round 1
+  # the resumed run restores phase 1 and round 1: no phase-1 training, one round per run
+  # (a run that silently started over would give the same numbers, so this is checked)
+  totals = []
+
+  def no_phase1(*a, **kw):
+    raise AssertionError("phase 1 trained again on resume")
+
+  def spy(it, *a, total=None, **kw):
+    totals.append(total)
+    return it
+
+  monkeypatch.setattr(study.phases, "run", no_phase1)
+  monkeypatch.setattr(study, "progress", spy)
+  resumed = fmnist_quick.run(cfg, tmp_path)
+  assert totals and set(totals) == {1}, totals
   a = full["settings"]["0.1/4/2"]
   b = resumed["settings"]["0.1/4/2"]
   for arm in ("base", "fedfed"):
