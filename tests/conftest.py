@@ -30,9 +30,9 @@ os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 os.environ.pop("JAX_DISABLE_MOST_OPTIMIZATIONS", None)
 _cache = os.environ.get("JAXLAB_TEST_COMPILE_CACHE")
 _level = os.environ.get("JAXLAB_TEST_XLA_OPT_LEVEL", "1")
-if _level != "default" and _level not in ("0", "1", "2", "3"):
-  raise SystemExit(f"JAXLAB_TEST_XLA_OPT_LEVEL={_level!r}: use 0-3 or 'default'")
 _xla_flags = os.environ.get("XLA_FLAGS", "")
+if _level not in ("default", "0", "1", "2", "3"):
+  raise SystemExit(f"JAXLAB_TEST_XLA_OPT_LEVEL={_level!r}: use 0-3 or 'default'")
 if _level != "default" and "--xla_backend_optimization_level" not in _xla_flags:
   os.environ["XLA_FLAGS"] = f"{_xla_flags} --xla_backend_optimization_level={_level}".strip()
 
