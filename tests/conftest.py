@@ -43,3 +43,52 @@ jax.config.update("jax_threefry_partitionable", True)
 if _cache:
   jax.config.update("jax_compilation_cache_dir", _cache)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def _share_executables(min_seconds: float = 0.5, max_entries: int = 256):
+  """Reuses the XLA executable of an identical program compiled earlier in this process.
+
+  Each ``run()`` builds its engines anew, so a resume test compiles the programs of the run
+  it resumes a second time (a new Python closure is a new ``jit``). This keeps, in memory, the
+  executables that took >= ``min_seconds`` to compile, keyed by JAX's own persistent-cache
+  key (the program without debug info, compile options, XLA flags, backend) plus the device
+  ids it is loaded on. Nothing is serialised (the on-disk cache can crash this jaxlib, see
+  the module docstring), and programs with host callbacks are never shared.
+  ``JAXLAB_TEST_SHARE_COMPILES=0`` turns it off.
+  """
+  import collections
+  import time
+
+  from jax._src import cache_key, compiler
+
+  original = compiler.compile_or_get_cached
+  kept = collections.OrderedDict()
+
+  def compile_or_share(backend, computation, devices, compile_options, host_callbacks,
+                       executable_devices, *args, **kwargs):
+    if host_callbacks:
+      return original(backend, computation, devices, compile_options, host_callbacks,
+                      executable_devices, *args, **kwargs)
+    try:
+      key = (cache_key.get(computation, devices, compile_options, backend),
+             tuple(d.id for d in executable_devices))
+    except Exception:  # noqa: BLE001 - a program JAX cannot key is compiled as usual
+      return original(backend, computation, devices, compile_options, host_callbacks,
+                      executable_devices, *args, **kwargs)
+    if key in kept:
+      kept.move_to_end(key)
+      return kept[key]
+    start = time.perf_counter()
+    exe = original(backend, computation, devices, compile_options, host_callbacks,
+                   executable_devices, *args, **kwargs)
+    if time.perf_counter() - start >= min_seconds:
+      kept[key] = exe
+      if len(kept) > max_entries:
+        kept.popitem(last=False)
+    return exe
+
+  compiler.compile_or_get_cached = compile_or_share
+
+
+if os.environ.get("JAXLAB_TEST_SHARE_COMPILES", "1") != "0":
+  _share_executables()
